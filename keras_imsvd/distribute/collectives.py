@@ -1,18 +1,49 @@
 """Cross-replica collectives for the soft codes.
 
-IMSVD estimates its joint distribution over the *global* batch. On JAX with
-`keras.distribution.DataParallel`, `compute_loss` already sees the global batch
-and these functions are the identity. On TensorFlow under a `tf.distribute`
-strategy, and on PyTorch under `torch.distributed`, `compute_loss` runs once per
-replica on the local batch, so the codes are all-gathered (with gradients)
-before the joint matrix is formed.
+IMSVD estimates its joint distribution over the *global* batch, so under data
+parallelism the loss must see every replica's soft codes.
+
+- JAX with a `keras.distribution` set: `compute_loss` already sees the global
+  batch as one sharded array. The functions here only choose its layout, so
+  that XLA gathers the `(N, D)` codes instead of all-reducing the `(D, D)`
+  joint matrix that each device would otherwise build from its own rows.
+- TensorFlow under a `tf.distribute` strategy, and PyTorch under
+  `torch.distributed`: `compute_loss` runs once per replica on the local batch,
+  and the codes are all-gathered with gradients.
+
+Every replica then computes the same global loss. The gradient of a gathered
+tensor is summed over replicas on its way back, so each replica's parameter
+gradient is `num_replicas` times its share of the global gradient; the two
+backends correct this where the replicas' gradients are combined:
+TensorFlow's optimizer sums them, so `scale_loss_for_replicas` divides the loss
+by the replica count; on PyTorch, `SynchronizeReplicas` averages them.
 """
+
+import warnings
 
 import keras
 
+# Set by `SynchronizeReplicas` while it averages PyTorch gradients.
+_TORCH_GRADIENT_SYNC = {"active": 0, "warned": False}
+
+
+def _jax_distribution():
+    """The `keras.distribution` in force on JAX, or `None`."""
+    if keras.backend.backend() != "jax":
+        return None
+    return keras.distribution.distribution()
+
+
+def _torch_world_size():
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
 
 def num_replicas():
-    """Number of replicas that each hold a slice of the global batch.
+    """Number of replicas whose `compute_loss` sees only a slice of the batch.
 
     Returns:
         `1` on JAX (whose `compute_loss` sees the global batch) and outside any
@@ -28,33 +59,138 @@ def num_replicas():
             return 1
         return context.num_replicas_in_sync
     if backend == "torch":
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_world_size()
+        return _torch_world_size()
     return 1
+
+
+def _jax_layout(x, axes):
+    """Constrains the layout of `x` on the mesh of the JAX distribution."""
+    distribution = _jax_distribution()
+    layout = keras.distribution.TensorLayout(axes, distribution.device_mesh)
+    return keras.distribution.distribute_tensor(x, layout)
+
+
+def _tf_all_gather(x):
+    import tensorflow as tf
+
+    gathered = tf.distribute.get_replica_context().all_gather(x, axis=0)
+    # The gather loses the static shape; the per-replica batch sizes may differ,
+    # the other axes do not.
+    return tf.ensure_shape(gathered, [None] + list(x.shape[1:]))
+
+
+def _torch_all_gather(x):
+    import torch
+    import torch.distributed.nn.functional as dist_functional
+
+    if (
+        torch.is_grad_enabled()
+        and x.requires_grad
+        and not _TORCH_GRADIENT_SYNC["active"]
+        and not _TORCH_GRADIENT_SYNC["warned"]
+    ):
+        _TORCH_GRADIENT_SYNC["warned"] = True
+        warnings.warn(
+            "keras_imsvd: training under torch.distributed without gradient "
+            "averaging; every process would drift apart. Pass "
+            "`callbacks=[keras_imsvd.distribute.SynchronizeReplicas()]` to "
+            "`fit`.",
+            stacklevel=3,
+        )
+    try:
+        parts = dist_functional.all_gather(x)
+    except RuntimeError as error:
+        raise RuntimeError(
+            "keras_imsvd: gathering the soft codes over the "
+            f"{_torch_world_size()} torch.distributed processes failed; another "
+            "process has probably stopped (see its log)."
+        ) from error
+    return torch.cat(parts, dim=0)
 
 
 def all_gather(x):
     """Concatenates `x` over replicas along axis 0, with gradients.
 
+    On TensorFlow and PyTorch the local tensors of all replicas are gathered in
+    replica order. On JAX under a `keras.distribution`, `x` already holds the
+    global batch and is constrained to be replicated on every device, so XLA
+    all-gathers it rather than all-reducing whatever is computed from it.
+
     Args:
         x: The local tensor `(n, ...)`.
 
     Returns:
-        The global tensor `(n * replicas, ...)`, in replica order; `x` itself
-        where there is a single replica.
+        The global tensor `(n * replicas, ...)`; `x` itself where there is a
+        single replica.
     """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        if _jax_distribution() is None:
+            return x
+        return _jax_layout(x, [None] * len(x.shape))
     if num_replicas() == 1:
         return x
-    backend = keras.backend.backend()
     if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.distribute.get_replica_context().all_gather(x, axis=0)
+        return _tf_all_gather(x)
     if backend == "torch":
-        import torch
-        import torch.distributed.nn.functional as dist_functional
-
-        return torch.cat(dist_functional.all_gather(x), dim=0)
+        return _torch_all_gather(x)
     return x
+
+
+def gather_views(p1, p2):
+    """Gathers the soft codes of both views for the joint matrix.
+
+    On TensorFlow and PyTorch this is `all_gather` of each view. On JAX under
+    a `keras.distribution`, the global codes are laid out so that each device
+    computes only its own row block of the joint matrix `P = p1^T p2 / N`:
+    `p2` is replicated (an all-gather of `N x D` numbers) and `p1` is split
+    over the devices along its variable axis (an all-to-all of `N x D / n`).
+    The entropy sums of the row blocks are then combined by an all-reduce of
+    scalars, and no device forms, or communicates, the whole `D x D` matrix.
+    Where the number of variables `K` is not a multiple of the device count,
+    `p1` is replicated too (every device then computes the whole matrix).
+
+    Args:
+        p1: Soft codes of the first view, `(n, K, b)` per replica.
+        p2: Soft codes of the second view, same shape.
+
+    Returns:
+        The pair `(p1, p2)` of global codes `(N, K, b)`.
+    """
+    distribution = _jax_distribution()
+    if distribution is None:
+        return all_gather(p1), all_gather(p2)
+    axis = distribution.batch_dim_name
+    mesh = distribution.device_mesh
+    devices = mesh.shape[mesh.axis_names.index(axis)]
+    num_variables = p1.shape[1]
+    if len(p1.shape) == 3 and num_variables is not None and num_variables % devices:
+        return all_gather(p1), all_gather(p2)
+    p1 = _jax_layout(p1, [None, axis] + [None] * (len(p1.shape) - 2))
+    return p1, all_gather(p2)
+
+
+def scale_loss_for_replicas(loss):
+    """Scales a global loss so that combining replica gradients gives its own.
+
+    `compute_loss` returns the same global loss on every replica. On
+    TensorFlow, Keras' optimizer sums the replicas' gradients and Keras logs the
+    loss multiplied back by the replica count (its convention for per-replica
+    losses), so the loss is divided by the replica count here: the summed
+    gradient is then exactly the single-device gradient of the global batch,
+    regularization losses included, and the logged loss is the global loss. On
+    JAX (one program sees the global batch) and on PyTorch (where
+    `SynchronizeReplicas` averages the gradients) the loss is returned as is.
+
+    Args:
+        loss: The scalar global loss of the step.
+
+    Returns:
+        The loss to return from `compute_loss`.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return loss
+    replicas = num_replicas()
+    if replicas == 1:
+        return loss
+    return loss * keras.ops.cast(1.0 / replicas, loss.dtype)

@@ -8,16 +8,22 @@ from keras import ops
 
 def _check_bin_size(bin_size):
     if isinstance(bin_size, bool) or not isinstance(bin_size, int):
-        raise TypeError(f"`bin_size` must be an integer. Received: bin_size={bin_size!r}")
+        raise TypeError(
+            f"`bin_size` must be an integer. Received: bin_size={bin_size!r}"
+        )
     if bin_size < 2:
-        raise ValueError(f"`bin_size` must be at least 2. Received: bin_size={bin_size}")
+        raise ValueError(
+            f"`bin_size` must be at least 2. Received: bin_size={bin_size}"
+        )
 
 
 def _check_positive(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"`{name}` must be a finite number > 0. Received: {name}={value}")
+        raise ValueError(
+            f"`{name}` must be a finite number > 0. Received: {name}={value}"
+        )
 
 
 @keras.saving.register_keras_serializable(package="keras_imsvd")

@@ -64,7 +64,9 @@ def resnet18_cifar(input_shape=(32, 32, 3), width=64, name="resnet18_cifar"):
     """
     input_shape = _check_shape(input_shape)
     if not isinstance(width, int) or width < 1:
-        raise ValueError(f"`width` must be a positive integer. Received: width={width!r}")
+        raise ValueError(
+            f"`width` must be a positive integer. Received: width={width!r}"
+        )
     inputs = keras.Input(input_shape, name="images")
     x = layers.Conv2D(width, 3, 1, "same", use_bias=False, name="stem_conv")(inputs)
     x = layers.BatchNormalization(name="stem_bn")(x)
@@ -72,7 +74,9 @@ def resnet18_cifar(input_shape=(32, 32, 3), width=64, name="resnet18_cifar"):
     for stage, multiplier in enumerate((1, 2, 4, 8)):
         for block in range(2):
             stride = 2 if stage > 0 and block == 0 else 1
-            x = _basic_block(x, width * multiplier, stride, f"stage{stage}_block{block}")
+            x = _basic_block(
+                x, width * multiplier, stride, f"stage{stage}_block{block}"
+            )
     outputs = layers.GlobalAveragePooling2D(name="pool")(x)
     return keras.Model(inputs, outputs, name=name)
 
@@ -101,9 +105,7 @@ def resnet50(input_shape=(224, 224, 3), name="resnet50"):
     return keras.Model(base.inputs, base.outputs, name=name)
 
 
-def small_convnet(
-    input_shape=(16, 16, 1), widths=(32, 64, 128), name="small_convnet"
-):
+def small_convnet(input_shape=(16, 16, 1), widths=(32, 64, 128), name="small_convnet"):
     """A small, fast convnet for CPU work and tests.
 
     Each width gives a block `Conv2D(3x3) -> BatchNorm -> ReLU -> MaxPool(2)`

@@ -156,8 +156,10 @@ class IMSVDModel(keras.Model):
                     f"Received: keys={sorted(input_shape)}"
                 )
             shapes = [tuple(input_shape[key]) for key in _VIEW_KEYS]
-        elif isinstance(input_shape, (list, tuple)) and input_shape and isinstance(
-            input_shape[0], (list, tuple)
+        elif (
+            isinstance(input_shape, (list, tuple))
+            and input_shape
+            and isinstance(input_shape[0], (list, tuple))
         ):
             shapes = [tuple(s) for s in input_shape]
         else:
@@ -190,7 +192,9 @@ class IMSVDModel(keras.Model):
             )
         if not self.projector.built:
             self.projector.build(feature_shape)
-        self._embedding_shape = tuple(self.projector.compute_output_shape(feature_shape))
+        self._embedding_shape = tuple(
+            self.projector.compute_output_shape(feature_shape)
+        )
         self.discretization.build(self._embedding_shape)
         self.built = True
 

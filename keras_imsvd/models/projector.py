@@ -27,9 +27,7 @@ def parse_projector_spec(projector):
                 f"Received: projector={projector!r}"
             ) from None
     elif isinstance(projector, (list, tuple)):
-        if not all(
-            isinstance(w, int) and not isinstance(w, bool) for w in projector
-        ):
+        if not all(isinstance(w, int) and not isinstance(w, bool) for w in projector):
             raise TypeError(
                 "`projector` as a list must hold integers. "
                 f"Received: projector={projector!r}"
