@@ -13,6 +13,7 @@ from keras_imsvd import augment
 from keras_imsvd import data as data_lib
 from keras_imsvd import evaluation
 from keras_imsvd.cli import UsageError
+from keras_imsvd.cli import write_output_dir
 
 _LABELS_PER_CLASS = 10
 
@@ -25,7 +26,8 @@ class _Setup:
 
     def __exit__(self, kind, error, traceback):
         if kind is not None and issubclass(
-            kind, (ValueError, TypeError, FileNotFoundError, NotADirectoryError)
+            kind,
+            (ValueError, TypeError, ImportError, FileNotFoundError, NotADirectoryError),
         ):
             raise UsageError(str(error)) from error
         return False
@@ -195,7 +197,9 @@ def plot_history(history, path, bin_size=None):
         ("off_diagonal_loss", "off-block L_off"),
     ]
     has_knn = "val_knn_accuracy" in history
-    fig, axes = plt.subplots(1, 5 if has_knn else 4, figsize=(18 if has_knn else 15, 3.4))
+    fig, axes = plt.subplots(
+        1, 5 if has_knn else 4, figsize=(18 if has_knn else 15, 3.4)
+    )
     epochs = np.asarray(history.get("epoch", range(len(history["loss"])))) + 1
     # Lower bounds of each term (DESIGN.md section 1): 0, -log b, -2 log b.
     bounds = {"loss": 3, "invariance_loss": 0, "diagonal_loss": 1}
@@ -246,7 +250,13 @@ def evaluate_features(train, y_train, test, y_test, config):
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     result = {
         "knn": evaluation.knn_classify(
-            train, y_train, test, y_test, k=20, temperature=0.07, num_classes=num_classes
+            train,
+            y_train,
+            test,
+            y_test,
+            k=20,
+            temperature=0.07,
+            num_classes=num_classes,
         ),
         "linear_probe": evaluation.linear_probe(
             train,
@@ -311,21 +321,25 @@ def run(config):
     train_eval = resize(x_train, image_size)
     test_eval = resize(x_test, image_size)
 
-    model = keras_imsvd.IMSVDModel(
-        build_encoder(config["arch"], image_shape),
-        projector=config["mlp"],
-        bin_size=config["bin_size"],
-        temperature=config["t"],
-        invariance_weight=config["ti_coeff"],
-        diagonal_weight=config["dia_coeff"],
-        off_diagonal_weight=config["off_coeff"],
-    )
-    model.build({"view_1": (None, *image_shape), "view_2": (None, *image_shape)})
+    with _Setup():
+        model = keras_imsvd.IMSVDModel(
+            build_encoder(config["arch"], image_shape),
+            projector=config["mlp"],
+            bin_size=config["bin_size"],
+            temperature=config["t"],
+            invariance_weight=config["ti_coeff"],
+            diagonal_weight=config["dia_coeff"],
+            off_diagonal_weight=config["off_coeff"],
+        )
+        model.build({"view_1": (None, *image_shape), "view_2": (None, *image_shape)})
+    write_output_dir(config)
     model.compile(optimizer=make_optimizer(config, steps_per_epoch))
 
     history_path = os.path.join(output_dir, "history.csv")
     backup = keras.callbacks.BackupAndRestore(
-        os.path.join(output_dir, "backup"), double_checkpoint=True, delete_checkpoint=False
+        os.path.join(output_dir, "backup"),
+        double_checkpoint=True,
+        delete_checkpoint=False,
     )
     if config["resume"]:
         metadata = os.path.join(output_dir, "backup", "training_metadata.json")
@@ -336,8 +350,9 @@ def run(config):
         _truncate_history(history_path, initial_epoch)
         _log(f"resuming after epoch {initial_epoch}")
     monitor_train = min(len(train_eval), 10_000)
+    # The backup goes last: when it records an epoch as done, that epoch's
+    # history row and checkpoint are already on disk.
     callbacks = [
-        backup,
         evaluation.KNNMonitor(
             (train_eval[:monitor_train], y_train[:monitor_train]),
             (test_eval, y_test),
@@ -347,6 +362,7 @@ def run(config):
         keras.callbacks.TensorBoard(os.path.join(output_dir, "logs")),
         EpochCheckpoint(os.path.join(output_dir, "checkpoints")),
         keras.callbacks.TerminateOnNaN(),
+        backup,
     ]
     verbose = config["verbose"] if config["verbose"] is not None else 2
     model.fit(dataset, epochs=config["epochs"], callbacks=callbacks, verbose=verbose)

@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 _PRESETS = {
     # Bundled scikit-learn digits: a three-block convnet and a 512-512
@@ -116,9 +115,7 @@ def build_parser():
         help="image folder with one sub-folder per class (overrides --dataset)",
     )
     data.add_argument("--image-size", type=int, default=None, help="view size")
-    data.add_argument(
-        "--views", choices=("digits", "cifar", "imagenet"), default=None
-    )
+    data.add_argument("--views", choices=("digits", "cifar", "imagenet"), default=None)
     data.add_argument(
         "--validation-size",
         type=int,
@@ -229,6 +226,18 @@ def _validate(config):
             raise UsageError(
                 f"--{flag.replace('_', '-')} must be >= 0. Received: {config[flag]}"
             )
+    from keras_imsvd.models.projector import parse_projector_spec
+
+    try:
+        widths = parse_projector_spec(config["mlp"])
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--mlp: {error}") from None
+    if widths[-1] % config["bin_size"]:
+        raise UsageError(
+            "--bin-size: bin_size must divide the embedding size (the last --mlp "
+            f"width). Received: embedding_size={widths[-1]}, "
+            f"bin_size={config['bin_size']}"
+        )
     if config["limit"] is not None and config["limit"] < config["batch_size"]:
         raise UsageError(
             f"--limit must be at least --batch-size. Received: --limit "
@@ -241,8 +250,8 @@ def run_config(config):
     return {key: config[key] for key in _RUN_KEYS}
 
 
-def prepare_output_dir(config):
-    """Creates the output folder, refusing to mix two different runs."""
+def check_output_dir(config):
+    """Refuses to mix two different runs in one output folder."""
     output_dir = config["output_dir"]
     config_path = os.path.join(output_dir, "config.json")
     wanted = run_config(config)
@@ -261,18 +270,41 @@ def prepare_output_dir(config):
                 f"--output-dir {output_dir} already holds a run; pass --resume to "
                 "continue it, --overwrite to replace it, or choose another folder"
             )
-        else:
-            import shutil
-
-            shutil.rmtree(output_dir)
     elif os.path.isdir(output_dir) and os.listdir(output_dir) and not config["resume"]:
         raise UsageError(
             f"--output-dir {output_dir} is not empty and holds no run; choose "
             "another folder"
         )
+
+
+def write_output_dir(config):
+    """Creates the output folder (replacing it with --overwrite) and its config."""
+    output_dir = config["output_dir"]
+    if config["overwrite"] and not config["resume"] and os.path.isdir(output_dir):
+        import shutil
+
+        shutil.rmtree(output_dir)
     os.makedirs(output_dir, exist_ok=True)
-    with open(config_path, "w") as f:
-        json.dump(wanted, f, indent=2)
+    with open(os.path.join(output_dir, "config.json"), "w") as f:
+        json.dump(run_config(config), f, indent=2)
+
+
+def _check_dataset(name):
+    if name in ("digits", "cifar10"):
+        return
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise UsageError(
+            f"unknown dataset: --dataset {name!r} (built in: digits, cifar10; "
+            "other names are TFDS datasets, which need `pip install "
+            "tensorflow-datasets`)"
+        ) from None
+    if name.split(":")[0].split("/")[0] not in tfds.list_builders():
+        raise UsageError(
+            f"unknown dataset: --dataset {name!r} is neither digits, cifar10 nor "
+            "a TFDS dataset"
+        )
 
 
 def main(argv=None):
@@ -281,14 +313,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         config = resolve_config(args)
-        prepare_output_dir(config)
+        if not config["data_dir"]:
+            _check_dataset(config["dataset"])
+        check_output_dir(config)
         from keras_imsvd import _training
 
         _training.run(config)
     except UsageError as error:
-        print(f"train.py: error: {error}", file=sys.stderr)
-        return 2
-    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -301,5 +332,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    start = time.time()
     sys.exit(main())
