@@ -208,8 +208,8 @@ def _validate(config):
         )
     if config["batch_size"] < 2:
         raise UsageError(
-            "--batch-size must be at least 2: IMSVD estimates a joint "
-            f"distribution over the batch. Received: --batch-size {config['batch_size']}"
+            "--batch-size must be at least 2: IMSVD estimates a joint distribution "
+            f"over the batch. Received: --batch-size {config['batch_size']}"
         )
     for flag in ("epochs", "bin_size", "image_size", "probe_epochs"):
         if config[flag] < 1:

@@ -1,6 +1,19 @@
-"""Data-parallel helpers: the only backend-specific code of the library."""
+"""Data-parallel training: the only backend-specific code of the library."""
 
 from keras_imsvd.distribute.collectives import all_gather
+from keras_imsvd.distribute.collectives import gather_views
 from keras_imsvd.distribute.collectives import num_replicas
+from keras_imsvd.distribute.collectives import scale_loss_for_replicas
+from keras_imsvd.distribute.data_parallel import DataParallelScope
+from keras_imsvd.distribute.data_parallel import data_parallel
+from keras_imsvd.distribute.synchronize_replicas import SynchronizeReplicas
 
-__all__ = ["all_gather", "num_replicas"]
+__all__ = [
+    "DataParallelScope",
+    "SynchronizeReplicas",
+    "all_gather",
+    "data_parallel",
+    "gather_views",
+    "num_replicas",
+    "scale_loss_for_replicas",
+]

@@ -25,6 +25,7 @@ import keras
 
 # Set by `SynchronizeReplicas` while it averages PyTorch gradients.
 _TORCH_GRADIENT_SYNC = {"active": 0, "warned": False}
+_TORCH_GATHER = {}
 
 
 def _jax_distribution():
@@ -79,9 +80,68 @@ def _tf_all_gather(x):
     return tf.ensure_shape(gathered, [None] + list(x.shape[1:]))
 
 
+def _torch_collective_error(error):
+    return RuntimeError(
+        "keras_imsvd: a collective over the "
+        f"{_torch_world_size()} torch.distributed processes failed; another "
+        "process has probably stopped (see its log)."
+    )
+
+
+def _torch_gather_function():
+    """An autograd all-gather along axis 0 (built on first use: torch is lazy)."""
+    import torch
+    import torch.distributed as dist
+
+    # Renamed in torch 2.13; the old names remain, deprecated.
+    all_gather_single = getattr(dist, "all_gather_single", None) or (
+        dist.all_gather_into_tensor
+    )
+    reduce_scatter_single = getattr(dist, "reduce_scatter_single", None) or (
+        dist.reduce_scatter_tensor
+    )
+
+    class AllGather(torch.autograd.Function):
+        """Forward: all-gather. Backward: the sum over processes of each slice.
+
+        `torch.distributed.nn.functional.all_gather` is deprecated, and its gloo
+        backward scrambles gradients that arrive with permuted strides (as the
+        joint matrix's matmul gives); this one makes them contiguous.
+        """
+
+        @staticmethod
+        def forward(ctx, x):
+            x = x.contiguous()
+            world_size = dist.get_world_size()
+            gathered = x.new_empty((world_size * x.shape[0],) + tuple(x.shape[1:]))
+            try:
+                all_gather_single(gathered, x)
+            except RuntimeError as error:
+                raise _torch_collective_error(error) from error
+            ctx.rows = x.shape[0]
+            return gathered
+
+        @staticmethod
+        def backward(ctx, grad):
+            rows = ctx.rows
+            grad = grad.clone(memory_format=torch.contiguous_format)
+            try:
+                if dist.get_backend() == "gloo":
+                    # gloo has no reduce-scatter.
+                    dist.all_reduce(grad)
+                    start = dist.get_rank() * rows
+                    return grad[start : start + rows]
+                local = grad.new_empty((rows,) + tuple(grad.shape[1:]))
+                reduce_scatter_single(local, grad)
+            except RuntimeError as error:
+                raise _torch_collective_error(error) from error
+            return local
+
+    return AllGather
+
+
 def _torch_all_gather(x):
     import torch
-    import torch.distributed.nn.functional as dist_functional
 
     if (
         torch.is_grad_enabled()
@@ -97,15 +157,9 @@ def _torch_all_gather(x):
             "`fit`.",
             stacklevel=3,
         )
-    try:
-        parts = dist_functional.all_gather(x)
-    except RuntimeError as error:
-        raise RuntimeError(
-            "keras_imsvd: gathering the soft codes over the "
-            f"{_torch_world_size()} torch.distributed processes failed; another "
-            "process has probably stopped (see its log)."
-        ) from error
-    return torch.cat(parts, dim=0)
+    if "function" not in _TORCH_GATHER:
+        _TORCH_GATHER["function"] = _torch_gather_function()
+    return _TORCH_GATHER["function"].apply(x)
 
 
 def all_gather(x):
