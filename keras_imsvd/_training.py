@@ -332,8 +332,8 @@ def run(config):
             off_diagonal_weight=config["off_coeff"],
         )
         model.build({"view_1": (None, *image_shape), "view_2": (None, *image_shape)})
+        model.compile(optimizer=make_optimizer(config, steps_per_epoch))
     write_output_dir(config)
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch))
 
     history_path = os.path.join(output_dir, "history.csv")
     backup = keras.callbacks.BackupAndRestore(
@@ -412,8 +412,29 @@ def run(config):
     if config["explain"]:
         from keras_imsvd import explain
 
+        _log("writing explainability figures and explain.json")
+        keras.utils.set_random_seed(config["seed"] + 1)
+        untrained = keras_imsvd.IMSVDModel(
+            build_encoder(config["arch"], image_shape),
+            projector=config["mlp"],
+            bin_size=config["bin_size"],
+            temperature=config["t"],
+        )
+        held_out_views = data_lib.multiview_dataset(
+            x_test,
+            views=views,
+            batch_size=min(256, len(x_test)),
+            shuffle=False,
+            seed=config["seed"],
+            drop_remainder=False,
+        )
         explain.save_explain_report(
-            model, test_eval, y_test, output_dir=os.path.join(output_dir, "explain")
+            model,
+            test_eval,
+            y_test,
+            multiview_ds=held_out_views,
+            output_dir=output_dir,
+            reference=untrained,
         )
     _log(f"done in {metrics['seconds']} s; outputs in {output_dir}")
     return metrics

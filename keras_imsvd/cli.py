@@ -188,9 +188,13 @@ def resolve_config(args):
     else:
         preset = "imagenet"
     config = dict(vars(args))
+    warmup_given = config["warmup_epochs"] is not None
     for key, value in _PRESETS[preset].items():
         if config.get(key) is None:
             config[key] = value
+    if not warmup_given and config["warmup_epochs"] >= config["epochs"]:
+        # Short runs keep the shape of the schedule: a tenth of it warms up.
+        config["warmup_epochs"] = config["epochs"] / 10
     if config["validation_size"] is None:
         config["validation_size"] = 397 if preset == "digits" else 5000
     if config["output_dir"] is None:
@@ -226,6 +230,11 @@ def _validate(config):
             raise UsageError(
                 f"--{flag.replace('_', '-')} must be >= 0. Received: {config[flag]}"
             )
+    if config["warmup_epochs"] >= config["epochs"]:
+        raise UsageError(
+            "--warmup-epochs must be smaller than --epochs. Received: "
+            f"--warmup-epochs {config['warmup_epochs']}, --epochs {config['epochs']}"
+        )
     from keras_imsvd.models.projector import parse_projector_spec
 
     try:
