@@ -1,0 +1,107 @@
+"""Private base class for the image layers of `keras_imsvd.augment`."""
+
+import numbers
+
+# Keras does not export the base class of its image preprocessing layers. Its own
+# layers (RandomFlip, RandomGrayscale, ...) subclass it, and it is what lets a layer
+# run inside `tf.data.Dataset.map` under every backend: ops go through `self.backend`,
+# which switches to TensorFlow while the layer is called in a tf.data graph.
+from keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer import (  # noqa: E501
+    BaseImagePreprocessingLayer,
+)
+
+
+class ImageLayer(BaseImagePreprocessingLayer):
+    """A tf.data-safe image layer that works in channels-last internally.
+
+    Subclasses use `self.backend` (never `keras.ops`) in their computations and draw
+    random numbers with `self._get_seed_generator(self.backend._backend)`.
+    """
+
+    _USE_BASE_FACTOR = False
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+
+    def _to_channels_last(self, images):
+        if self.data_format == "channels_first":
+            return self.backend.numpy.transpose(images, (0, 2, 3, 1))
+        return images
+
+    def _from_channels_last(self, images):
+        if self.data_format == "channels_first":
+            return self.backend.numpy.transpose(images, (0, 3, 1, 2))
+        return images
+
+    def _spatial_axes(self, rank):
+        """Height and width axes for an input of rank 3 or 4."""
+        if self.data_format == "channels_first":
+            return rank - 2, rank - 1
+        return rank - 3, rank - 2
+
+    def _batch_size(self, images):
+        shape = self.backend.core.shape(images)
+        if len(shape) == 3:
+            return 1
+        if len(shape) == 4:
+            return shape[0]
+        raise ValueError(
+            "Expected images of rank 3 (single image) or 4 (batch of images). "
+            f"Received: images.shape={shape}"
+        )
+
+    def transform_labels(self, labels, transformation, training=True):
+        return labels
+
+    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        raise NotImplementedError(
+            f"{self.__class__.__name__} does not transform bounding boxes."
+        )
+
+
+def check_probability(name, value):
+    """Raises if `value` is not a number in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a float in [0, 1]. Received: {name}={value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1]. Received: {name}={value}")
+
+
+def check_range(name, value, lower=None, upper=None, positive=False):
+    """Returns `value` as a `(lo, hi)` float tuple after validating it.
+
+    Args:
+        name: the argument name used in error messages.
+        value: a pair of numbers.
+        lower: smallest allowed bound, or `None`.
+        upper: largest allowed bound, or `None`.
+        positive: whether `lo` must be strictly positive.
+    """
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value
+        )
+    ):
+        raise TypeError(
+            f"{name} must be a pair of numbers (lo, hi). Received: {name}={value!r}"
+        )
+    lo, hi = float(value[0]), float(value[1])
+    if (
+        lo > hi
+        or (lower is not None and lo < lower)
+        or (upper is not None and hi > upper)
+        or (positive and lo <= 0.0)
+    ):
+        if positive:
+            condition = "0 < lo"
+        elif lower is not None:
+            condition = f"{lower} <= lo"
+        else:
+            condition = "lo"
+        condition += " <= hi" + (f" <= {upper}" if upper is not None else "")
+        raise ValueError(
+            f"{name} must be (lo, hi) with {condition}. Received: {name}={value!r}"
+        )
+    return lo, hi

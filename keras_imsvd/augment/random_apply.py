@@ -1,0 +1,122 @@
+"""Applies a layer to each image of a batch with a given probability."""
+
+import keras
+
+from keras_imsvd.augment._image_layer import ImageLayer
+from keras_imsvd.augment._image_layer import check_probability
+
+
+@keras.saving.register_keras_serializable(package="keras_imsvd")
+class RandomApply(ImageLayer):
+    """Applies `layer` to each image independently with probability `rate`.
+
+    torchvision's `RandomApply(..., p=rate)`, vectorised: the wrapped layer runs on
+    the whole batch and each image keeps its transformed version with probability
+    `rate`, its input otherwise. The wrapped layer must keep the image shape.
+
+    The layer runs inside `tf.data.Dataset.map` under every backend when the
+    wrapped layer does (Keras image preprocessing layers, the layers of
+    `keras_imsvd.augment`, keras-cv layers).
+
+    Args:
+        layer: a `keras.layers.Layer` (or any Keras object with a config) mapping
+            images to images of the same shape. Required.
+        rate: float in [0, 1], probability of applying `layer` to an image.
+            Defaults to `0.5`.
+        seed: int or `None`, seed of the layer's `keras.random.SeedGenerator`.
+            Defaults to `None`.
+        **kwargs: base layer arguments such as `name`.
+
+    Call arguments:
+        inputs: images of shape `(N, H, W, C)` or `(H, W, C)`.
+        training: bool; when false the input is returned unchanged (cast to the
+            compute dtype). Defaults to `True`.
+
+    Returns:
+        Images of the input shape.
+
+    Example:
+
+    >>> import keras
+    >>> import numpy as np
+    >>> import keras_imsvd
+    >>> grayscale = keras.layers.RandomGrayscale(factor=1.0)
+    >>> layer = keras_imsvd.augment.RandomApply(grayscale, rate=0.2, seed=0)
+    >>> images = np.random.uniform(size=(8, 32, 32, 3)).astype("float32")
+    >>> tuple(layer(images).shape)
+    (8, 32, 32, 3)
+    """
+
+    def __init__(self, layer, rate=0.5, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(layer, keras.layers.Layer):
+            raise TypeError(
+                "layer must be a keras.layers.Layer instance. "
+                f"Received: layer={layer!r} of type {type(layer).__name__}"
+            )
+        check_probability("rate", rate)
+        self.layer = layer
+        self.rate = float(rate)
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        self.built = True
+
+    def call(self, inputs, training=True):
+        images = self.backend.cast(inputs, self.compute_dtype)
+        if not training or self.rate == 0.0:
+            return images
+        if self.rate < 1.0:
+            self._check_shape_kept(tuple(images.shape))
+        kwargs = {"training": training} if self.layer._call_has_training_arg else {}
+        transformed = self.layer(images, **kwargs)
+        transformed = self.backend.cast(transformed, self.compute_dtype)
+        if self.rate == 1.0:
+            return transformed
+        self._check_shape_kept(tuple(images.shape), tuple(transformed.shape))
+        batch_size = self._batch_size(images)
+        seed = self._get_seed_generator(self.backend._backend)
+        draws = self.backend.random.uniform((batch_size,), dtype="float32", seed=seed)
+        apply = draws < self.rate  # (N,)
+        rank = len(images.shape)
+        apply = self.backend.numpy.reshape(apply, (-1,) + (1,) * (rank - 1))
+        return self.backend.numpy.where(apply, transformed, images)
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def _check_shape_kept(self, in_shape, out_shape=None):
+        """Raises unless the wrapped layer maps `in_shape` to itself."""
+        if out_shape is None:
+            try:
+                out_shape = tuple(self.layer.compute_output_shape(in_shape))
+            except Exception:  # the layer cannot tell: check its output instead
+                return
+        if len(in_shape) != len(out_shape) or any(
+            a is not None and b is not None and a != b
+            for a, b in zip(in_shape, out_shape)
+        ):
+            raise ValueError(
+                "RandomApply needs a layer that keeps the image shape. Received: "
+                f"layer={self.layer.name} mapping shape {in_shape} to {out_shape}"
+            )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "layer": keras.saving.serialize_keras_object(self.layer),
+                "rate": self.rate,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["layer"] = keras.saving.deserialize_keras_object(config["layer"])
+        return cls(**config)

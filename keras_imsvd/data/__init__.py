@@ -1,0 +1,48 @@
+"""Image data for IMSVD: two-view `tf.data` pipelines and loaders.
+
+Every loader yields images as float32 in [0, 1] (or uint8 0-255 where asked, to
+save memory), channels last; `multiview_dataset` accepts both and always yields
+float32 in [0, 1], the range the views of `keras_imsvd.augment` expect. The data
+code is `tf.data` (TensorFlow is imported on first use) and feeds `fit` under
+every Keras backend.
+"""
+
+from keras_imsvd.data.cifar10 import CIFAR10_CLASS_NAMES
+from keras_imsvd.data.cifar10 import extract_cifar10_archive
+from keras_imsvd.data.cifar10 import find_cifar10_archive
+from keras_imsvd.data.cifar10 import load_cifar10_folder
+from keras_imsvd.data.digits import load_digits
+from keras_imsvd.data.digits import load_digits_split
+from keras_imsvd.data.evaluation import evaluation_arrays
+from keras_imsvd.data.evaluation import evaluation_dataset
+from keras_imsvd.data.image_folder import IMAGE_EXTENSIONS
+from keras_imsvd.data.image_folder import image_folder_dataset
+from keras_imsvd.data.image_folder import list_image_folder
+from keras_imsvd.data.image_folder import load_image_folder
+from keras_imsvd.data.image_folder import read_image_folder
+from keras_imsvd.data.multiview_dataset import multiview_dataset
+from keras_imsvd.data.paths import default_cache_dir
+from keras_imsvd.data.paths import find_shared_dir
+from keras_imsvd.data.split import train_validation_split
+from keras_imsvd.data.tfds import tfds_dataset
+
+__all__ = [
+    "CIFAR10_CLASS_NAMES",
+    "IMAGE_EXTENSIONS",
+    "default_cache_dir",
+    "evaluation_arrays",
+    "evaluation_dataset",
+    "extract_cifar10_archive",
+    "find_cifar10_archive",
+    "find_shared_dir",
+    "image_folder_dataset",
+    "list_image_folder",
+    "load_cifar10_folder",
+    "load_digits",
+    "load_digits_split",
+    "load_image_folder",
+    "multiview_dataset",
+    "read_image_folder",
+    "tfds_dataset",
+    "train_validation_split",
+]
