@@ -102,7 +102,7 @@ def resnet50(input_shape=(224, 224, 3), name="resnet50"):
     base = keras.applications.ResNet50(
         include_top=False, weights=None, input_shape=input_shape, pooling="avg"
     )
-    return keras.Model(base.inputs, base.outputs, name=name)
+    return keras.Model(base.input, base.output, name=name)
 
 
 def small_convnet(input_shape=(16, 16, 1), widths=(32, 64, 128), name="small_convnet"):

@@ -53,6 +53,9 @@ def test_resnet50_is_pooled_2048():
     model = keras_imsvd.backbones.resnet50(input_shape=(64, 64, 3))
     assert model.output_shape == (None, 2048)
     assert 23.4e6 < model.count_params() < 23.7e6
+    imsvd = keras_imsvd.IMSVDModel(model, projector="64-160", bin_size=80)
+    imsvd.build((None, 64, 64, 3))
+    assert imsvd.num_variables == 2
 
 
 def test_backbone_bad_shape():
