@@ -365,7 +365,13 @@ def run(config):
         backup,
     ]
     verbose = config["verbose"] if config["verbose"] is not None else 2
-    model.fit(dataset, epochs=config["epochs"], callbacks=callbacks, verbose=verbose)
+    model.fit(
+        dataset,
+        epochs=config["epochs"],
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,  # the dataset shuffles itself
+    )
     train_seconds = time.time() - started
 
     model.save(os.path.join(output_dir, "model.keras"))
