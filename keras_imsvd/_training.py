@@ -290,6 +290,18 @@ def format_table(results):
 
 
 def run(config):
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        scope = None
+        if config["distribute"] == "data-parallel":
+            from keras_imsvd import distribute
+
+            scope = stack.enter_context(distribute.data_parallel())
+        return _run(config, scope)
+
+
+def _run(config, scope):
     output_dir = config["output_dir"]
     started = time.time()
     keras.utils.set_random_seed(config["seed"])
@@ -306,6 +318,8 @@ def run(config):
             batch_size=config["batch_size"],
             seed=config["seed"],
         )
+        if scope is not None:
+            dataset = scope.distribute_dataset(dataset)
     steps_per_epoch = len(x_train) // config["batch_size"]
     if steps_per_epoch < 1:
         raise UsageError(
@@ -364,6 +378,10 @@ def run(config):
         keras.callbacks.TerminateOnNaN(),
         backup,
     ]
+    if scope is not None:
+        from keras_imsvd import distribute
+
+        callbacks.insert(0, distribute.SynchronizeReplicas())
     verbose = config["verbose"] if config["verbose"] is not None else 2
     model.fit(
         dataset,

@@ -1,11 +1,11 @@
 """Data-parallel training: the only backend-specific code of the library."""
 
 from keras_imsvd.distribute.collectives import all_gather
-from keras_imsvd.distribute.collectives import gather_views
 from keras_imsvd.distribute.collectives import num_replicas
 from keras_imsvd.distribute.collectives import scale_loss_for_replicas
 from keras_imsvd.distribute.data_parallel import DataParallelScope
 from keras_imsvd.distribute.data_parallel import data_parallel
+from keras_imsvd.distribute.global_loss import global_joint_cross_entropy
 from keras_imsvd.distribute.synchronize_replicas import SynchronizeReplicas
 
 __all__ = [
@@ -13,7 +13,7 @@ __all__ = [
     "SynchronizeReplicas",
     "all_gather",
     "data_parallel",
-    "gather_views",
+    "global_joint_cross_entropy",
     "num_replicas",
     "scale_loss_for_replicas",
 ]

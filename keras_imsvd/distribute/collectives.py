@@ -4,9 +4,11 @@ IMSVD estimates its joint distribution over the *global* batch, so under data
 parallelism the loss must see every replica's soft codes.
 
 - JAX with a `keras.distribution` set: `compute_loss` already sees the global
-  batch as one sharded array. The functions here only choose its layout, so
-  that XLA gathers the `(N, D)` codes instead of all-reducing the `(D, D)`
-  joint matrix that each device would otherwise build from its own rows.
+  batch as one sharded array. `all_gather` only constrains its layout to
+  replicated, so that XLA gathers the `(N, D)` codes instead of all-reducing
+  the `(D, D)` joint matrix that each device would otherwise build from its own
+  rows (`global_joint_cross_entropy` goes further and splits the matrix into
+  row blocks).
 - TensorFlow under a `tf.distribute` strategy, and PyTorch under
   `torch.distributed`: `compute_loss` runs once per replica on the local batch,
   and the codes are all-gathered with gradients.
@@ -105,8 +107,9 @@ def _torch_gather_function():
         """Forward: all-gather. Backward: the sum over processes of each slice.
 
         `torch.distributed.nn.functional.all_gather` is deprecated, and its gloo
-        backward scrambles gradients that arrive with permuted strides (as the
-        joint matrix's matmul gives); this one makes them contiguous.
+        backward scrambles gradients that arrive with permuted strides, as the
+        joint matrix's matmul gives them (torch 2.13); this one makes them
+        contiguous.
         """
 
         @staticmethod
@@ -126,7 +129,7 @@ def _torch_gather_function():
             rows = ctx.rows
             grad = grad.clone(memory_format=torch.contiguous_format)
             try:
-                if dist.get_backend() == "gloo":
+                if not grad.is_cuda or "gloo" in str(dist.get_backend()):
                     # gloo has no reduce-scatter.
                     dist.all_reduce(grad)
                     start = dist.get_rank() * rows
@@ -189,39 +192,6 @@ def all_gather(x):
     if backend == "torch":
         return _torch_all_gather(x)
     return x
-
-
-def gather_views(p1, p2):
-    """Gathers the soft codes of both views for the joint matrix.
-
-    On TensorFlow and PyTorch this is `all_gather` of each view. On JAX under
-    a `keras.distribution`, the global codes are laid out so that each device
-    computes only its own row block of the joint matrix `P = p1^T p2 / N`:
-    `p2` is replicated (an all-gather of `N x D` numbers) and `p1` is split
-    over the devices along its variable axis (an all-to-all of `N x D / n`).
-    The entropy sums of the row blocks are then combined by an all-reduce of
-    scalars, and no device forms, or communicates, the whole `D x D` matrix.
-    Where the number of variables `K` is not a multiple of the device count,
-    `p1` is replicated too (every device then computes the whole matrix).
-
-    Args:
-        p1: Soft codes of the first view, `(n, K, b)` per replica.
-        p2: Soft codes of the second view, same shape.
-
-    Returns:
-        The pair `(p1, p2)` of global codes `(N, K, b)`.
-    """
-    distribution = _jax_distribution()
-    if distribution is None:
-        return all_gather(p1), all_gather(p2)
-    axis = distribution.batch_dim_name
-    mesh = distribution.device_mesh
-    devices = mesh.shape[mesh.axis_names.index(axis)]
-    num_variables = p1.shape[1]
-    if len(p1.shape) == 3 and num_variables is not None and num_variables % devices:
-        return all_gather(p1), all_gather(p2)
-    p1 = _jax_layout(p1, [None, axis] + [None] * (len(p1.shape) - 2))
-    return p1, all_gather(p2)
 
 
 def scale_loss_for_replicas(loss):

@@ -7,7 +7,6 @@ from keras import ops
 from keras_imsvd import distribute
 from keras_imsvd.layers.soft_variable_discretization import SoftVariableDiscretization
 from keras_imsvd.losses.joint_cross_entropy import _check_weight
-from keras_imsvd.losses.joint_cross_entropy import joint_cross_entropy
 from keras_imsvd.models.projector import build_projector
 from keras_imsvd.models.projector import parse_projector_spec
 
@@ -270,11 +269,11 @@ class IMSVDModel(keras.Model):
                 "{'view_1': x1, 'view_2': x2} (or ((x1, x2),)) from the dataset. "
                 f"Received: a single view, soft codes of shape {shape}"
             )
-        p1 = distribute.all_gather(y_pred["view_1"])
-        p2 = distribute.all_gather(y_pred["view_2"])
-        total, terms = joint_cross_entropy(
-            p1,
-            p2,
+        # The loss of the global batch: under data parallelism the joint
+        # distribution is estimated over every replica's samples.
+        total, terms = distribute.global_joint_cross_entropy(
+            y_pred["view_1"],
+            y_pred["view_2"],
             invariance_weight=self.invariance_weight,
             diagonal_weight=self.diagonal_weight,
             off_diagonal_weight=self.off_diagonal_weight,
@@ -284,7 +283,8 @@ class IMSVDModel(keras.Model):
         self.off_diagonal_tracker.update_state(terms["off_diagonal_loss"])
         for extra in self.losses:
             total = total + ops.cast(ops.sum(extra), total.dtype)
-        return total
+        # Identity except under tf.distribute, whose optimizer sums replicas.
+        return distribute.scale_loss_for_replicas(total)
 
     # -- inference helpers -------------------------------------------------
 
