@@ -28,6 +28,19 @@ def check_features(name, features):
     return array
 
 
+def check_feature_pair(train_features, test_features):
+    """Checks both feature arrays, which must have the same number of features."""
+    train_features = check_features("train_features", train_features)
+    test_features = check_features("test_features", test_features)
+    if train_features.shape[1] != test_features.shape[1]:
+        raise ValueError(
+            "train_features and test_features must have the same number of "
+            f"features. Received: {train_features.shape[1]} and "
+            f"{test_features.shape[1]}"
+        )
+    return train_features, test_features
+
+
 def check_labels(name, labels, num_samples, features_name):
     """Returns `labels` as a 1-D int64 array of non-negative class ids."""
     array = np.asarray(labels)

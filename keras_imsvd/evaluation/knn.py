@@ -100,14 +100,9 @@ def knn_predict(
         - Caron et al., "Emerging Properties in Self-Supervised Vision
           Transformers", 2021. https://arxiv.org/abs/2104.14294
     """
-    train_features = _checks.check_features("train_features", train_features)
-    test_features = _checks.check_features("test_features", test_features)
-    if train_features.shape[1] != test_features.shape[1]:
-        raise ValueError(
-            "train_features and test_features must have the same number of "
-            f"features. Received: {train_features.shape[1]} and "
-            f"{test_features.shape[1]}"
-        )
+    train_features, test_features = _checks.check_feature_pair(
+        train_features, test_features
+    )
     train_labels = _checks.check_labels(
         "train_labels", train_labels, train_features.shape[0], "train_features"
     )

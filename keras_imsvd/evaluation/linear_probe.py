@@ -123,14 +123,9 @@ def linear_probe(
         - Soudry et al., "The Implicit Bias of Gradient Descent on Separable
           Data", 2018. https://arxiv.org/abs/1710.10345
     """
-    train_features = _checks.check_features("train_features", train_features)
-    test_features = _checks.check_features("test_features", test_features)
-    if train_features.shape[1] != test_features.shape[1]:
-        raise ValueError(
-            "train_features and test_features must have the same number of "
-            f"features. Received: {train_features.shape[1]} and "
-            f"{test_features.shape[1]}"
-        )
+    train_features, test_features = _checks.check_feature_pair(
+        train_features, test_features
+    )
     train_labels = _checks.check_labels(
         "train_labels", train_labels, train_features.shape[0], "train_features"
     )
