@@ -7,6 +7,8 @@ is true, and round-trips through `get_config`/`from_config`.
 """
 
 from keras_imsvd.augment.color_jitter import ColorJitter
+from keras_imsvd.augment.flip_grayscale import RandomFlip
+from keras_imsvd.augment.flip_grayscale import RandomGrayscale
 from keras_imsvd.augment.gaussian_blur import GaussianBlur
 from keras_imsvd.augment.gaussian_blur import default_kernel_size
 from keras_imsvd.augment.random_apply import RandomApply
@@ -22,6 +24,8 @@ __all__ = [
     "ColorJitter",
     "GaussianBlur",
     "RandomApply",
+    "RandomFlip",
+    "RandomGrayscale",
     "RandomResizedCrop",
     "Solarize",
     "apply_views",

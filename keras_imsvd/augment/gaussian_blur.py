@@ -66,6 +66,9 @@ class GaussianBlur(ImageLayer):
         Grill et al., Bootstrap Your Own Latent, https://arxiv.org/abs/2006.07733
     """
 
+    # One depthwise convolution per direction: fast in TensorFlow, slow in XLA.
+    xla_friendly = False
+
     def __init__(
         self, kernel_size=None, sigma=(0.1, 2.0), seed=None, data_format=None, **kwargs
     ):
@@ -113,16 +116,14 @@ class GaussianBlur(ImageLayer):
         images = self._to_channels_last(images)
         kernel_size = self._kernel_size(images)
         radius = kernel_size // 2
+        if radius == 0:
+            return self._from_channels_last(images)
         numpy = self.backend.numpy
         offsets = self.backend.cast(numpy.arange(-radius, radius + 1), "float32")
         sigma = transformation["sigma"][:, None]  # (N, 1)
         weights = numpy.exp(-0.5 * numpy.square(offsets[None, :] / sigma))
         weights = weights / numpy.sum(weights, axis=1, keepdims=True)  # (N, k)
-        weights = self.backend.cast(weights, images.dtype)
-        blurred = self._blur_rows(images, weights, radius)
-        blurred = numpy.transpose(blurred, (0, 2, 1, 3))
-        blurred = self._blur_rows(blurred, weights, radius)
-        blurred = numpy.transpose(blurred, (0, 2, 1, 3))
+        blurred = self._separable_blur(images, weights, radius)
         return self._from_channels_last(blurred)
 
     def transform_segmentation_masks(
@@ -162,18 +163,47 @@ class GaussianBlur(ImageLayer):
                 )
         return kernel_size
 
-    def _blur_rows(self, images, weights, radius):
-        """Convolves axis 1 of (N, H, W, C) with per-image kernels (N, 2r + 1)."""
+    def _fold(self, images, radius):
+        """(N, H, W, C) -> (1, H + 2r, W + 2r, N C), reflect-padded."""
         numpy = self.backend.numpy
-        if radius == 0:
-            return images
-        # Reflect padding: x[r], ..., x[1] | x | x[-2], ..., x[-r-1].
-        top = numpy.flip(images[:, 1 : radius + 1], axis=1)
-        bottom = numpy.flip(images[:, -radius - 1 : -1], axis=1)
-        padded = numpy.concatenate([top, images, bottom], axis=1)
-        height = self.backend.core.shape(images)[1]
-        blurred = None
-        for tap in range(2 * radius + 1):
-            term = weights[:, tap, None, None, None] * padded[:, tap : tap + height]
-            blurred = term if blurred is None else blurred + term
-        return blurred
+        shape = self.backend.core.shape(images)
+        folded = numpy.transpose(images, (1, 2, 0, 3))
+        folded = numpy.reshape(folded, (1, shape[1], shape[2], -1))
+        padding = ((0, 0), (radius, radius), (radius, radius), (0, 0))
+        return numpy.pad(folded, padding, mode="reflect")
+
+    def _separable_blur(self, images, weights, radius):
+        """Blurs (N, H, W, C) images with per-image 1-D kernels (N, 2r + 1).
+
+        The batch is folded into the channels, `(1, H, W, N C)`, so that one
+        depthwise convolution per direction applies every image's own kernel.
+        """
+        numpy = self.backend.numpy
+        shape = self.backend.core.shape(images)
+        height, width, channels = shape[1], shape[2], images.shape[-1]
+        kernel_size = 2 * radius + 1
+        dtype = images.dtype
+        if images.shape[0] is None:  # e.g. RandomApply's subsets: one size each call
+            folded = self._fold(images, radius)
+        else:  # compiled once for the batch size
+            folded = self._compiled(self._fold, images, radius)
+        # (N, k) -> (k, N C): channel n C + c uses image n's kernel.
+        kernel = numpy.transpose(numpy.repeat(weights, channels, axis=0), (1, 0))
+        kernel = self.backend.cast(kernel, dtype)
+        nn = self.backend.nn
+        blurred = nn.depthwise_conv(
+            folded,
+            numpy.reshape(kernel, (kernel_size, 1, -1, 1)),
+            strides=1,
+            padding="valid",
+            data_format="channels_last",
+        )
+        blurred = nn.depthwise_conv(
+            blurred,
+            numpy.reshape(kernel, (1, kernel_size, -1, 1)),
+            strides=1,
+            padding="valid",
+            data_format="channels_last",
+        )
+        blurred = numpy.reshape(blurred, (height, width, -1, channels))
+        return numpy.transpose(blurred, (2, 0, 1, 3))

@@ -5,6 +5,9 @@ import keras
 from keras_imsvd.augment._image_layer import ImageLayer
 from keras_imsvd.augment._image_layer import check_probability
 
+# At rates up to this, the wrapped layer runs on the selected images only.
+_GATHER_BELOW = 0.5
+
 
 @keras.saving.register_keras_serializable(package="keras_imsvd")
 class RandomApply(ImageLayer):
@@ -57,6 +60,10 @@ class RandomApply(ImageLayer):
         check_probability("rate", rate)
         self.layer = layer
         self.rate = float(rate)
+        if self.rate <= _GATHER_BELOW and not (
+            isinstance(layer, ImageLayer) and layer.xla_friendly
+        ):
+            self.supports_jit = False  # the selected subset has a dynamic size
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
 
@@ -71,15 +78,88 @@ class RandomApply(ImageLayer):
             return images
         if self.rate < 1.0:
             self._check_shape_kept(tuple(images.shape))
+            if not self.layer.built:
+                self.layer.build(images.shape)
+        if self.rate < 1.0 and self._fusable(images):
+            return self._call_fused(images, training)
+        if self._gathers(images):
+            return self._call_subset(images, training)
         kwargs = {"training": training} if self.layer._call_has_training_arg else {}
         transformed = self.layer(images, **kwargs)
         transformed = self.backend.cast(transformed, self.compute_dtype)
         if self.rate == 1.0:
             return transformed
         self._check_shape_kept(tuple(images.shape), tuple(transformed.shape))
-        batch_size = self._batch_size(images)
+        return self._select(self._draws(images), transformed, images)
+
+    def _gathers(self, images):
+        """Whether to run the wrapped layer on the selected images only.
+
+        With TensorFlow ops (tf.data) and a rate of at most one half, gathering
+        the selected images costs less than transforming the whole batch. The
+        subset has a data-dependent size, which XLA cannot compile, so such a
+        layer reports `supports_jit = False` to Keras.
+        """
+        return (
+            self.backend.name == "tensorflow"
+            and self.rate <= _GATHER_BELOW
+            and len(images.shape) == 4
+        )
+
+    def _call_subset(self, images, training):
+        numpy = self.backend.numpy
+        core = self.backend.core
+        indices = numpy.nonzero(self._draws(images) < self.rate)[0]  # (M,)
+        kwargs = {"training": training} if self.layer._call_has_training_arg else {}
+
+        def transform():
+            subset = numpy.take(images, indices, axis=0)
+            transformed = self.backend.cast(
+                self.layer(subset, **kwargs), self.compute_dtype
+            )
+            self._check_shape_kept(tuple(subset.shape), tuple(transformed.shape))
+            return core.scatter_update(images, indices[:, None], transformed)
+
+        # Layers need not accept an empty batch (reflect padding does not).
+        return core.cond(numpy.size(indices) > 0, transform, lambda: images)
+
+    def _draws(self, images):
         seed = self._get_seed_generator(self.backend._backend)
-        draws = self.backend.random.uniform((batch_size,), dtype="float32", seed=seed)
+        shape = (self._batch_size(images),)
+        return self.backend.random.uniform(shape, dtype="float32", seed=seed)
+
+    def _call_fused(self, images, training):
+        """The wrapped layer's transform and the selection, one XLA cluster."""
+        # As the layer's own `__call__` would inside tf.data: TensorFlow ops.
+        self.layer.backend.set_backend(self.backend.name)
+        try:
+            transformation = self.layer.get_random_transformation(
+                images, training=training
+            )
+            draws = self._draws(images)
+            return self._compiled(self._apply_fused, images, transformation, draws)
+        finally:
+            self.layer.backend.reset()
+
+    def _fusable(self, images):
+        """Whether the wrapped layer's transform can join the selection's cluster."""
+        return (
+            self.backend.name == "tensorflow"
+            and isinstance(self.layer, ImageLayer)
+            and self.layer.xla_friendly
+            and len(images.shape) == 4
+        )
+
+    def _apply_fused(self, images, transformation, draws):
+        if getattr(self.layer, "accepts_apply_mask", False):
+            # The layer leaves the other images out itself (no work on them).
+            transformation = {**transformation, "apply": draws < self.rate}
+            transformed = self.layer.transform_images(images, transformation)
+            return self.backend.cast(transformed, images.dtype)
+        transformed = self.layer.transform_images(images, transformation)
+        return self._select(draws, self.backend.cast(transformed, images.dtype), images)
+
+    def _select(self, draws, transformed, images):
         apply = draws < self.rate  # (N,)
         rank = len(images.shape)
         apply = self.backend.numpy.reshape(apply, (-1,) + (1,) * (rank - 1))

@@ -125,7 +125,11 @@ class RandomResizedCrop(ImageLayer):
 
     def transform_images(self, images, transformation=None, training=True):
         images = self.backend.cast(images, self.compute_dtype)
-        return self._crop(images, transformation, training, self.interpolation)
+        if transformation is None:
+            transformation = self.get_random_transformation(images, training=training)
+        return self._compiled(
+            self._crop, images, transformation, training, self.interpolation
+        )
 
     def transform_segmentation_masks(
         self, segmentation_masks, transformation=None, training=True

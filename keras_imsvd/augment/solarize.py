@@ -57,6 +57,9 @@ class Solarize(ImageLayer):
         images = self.backend.cast(images, self.compute_dtype)
         if not training:
             return images
+        return self._compiled(self._solarize, images)
+
+    def _solarize(self, images):
         inverted = (self.value_range[0] + self.value_range[1]) - images
         return self.backend.numpy.where(images >= self.threshold, inverted, images)
 

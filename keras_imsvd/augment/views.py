@@ -13,6 +13,8 @@ layers runs on every backend.
 import keras
 
 from keras_imsvd.augment.color_jitter import ColorJitter
+from keras_imsvd.augment.flip_grayscale import RandomFlip
+from keras_imsvd.augment.flip_grayscale import RandomGrayscale
 from keras_imsvd.augment.gaussian_blur import GaussianBlur
 from keras_imsvd.augment.gaussian_blur import default_kernel_size
 from keras_imsvd.augment.random_apply import RandomApply
@@ -49,13 +51,13 @@ def _common_layers(image_size, scale, jitter, seeds):
     brightness, contrast, saturation, hue = jitter
     return [
         RandomResizedCrop(image_size, image_size, scale=scale, seed=next(seeds)),
-        keras.layers.RandomFlip("horizontal", seed=next(seeds)),
+        RandomFlip("horizontal", seed=next(seeds)),
         RandomApply(
             ColorJitter(brightness, contrast, saturation, hue, seed=next(seeds)),
             rate=0.8,
             seed=next(seeds),
         ),
-        keras.layers.RandomGrayscale(factor=0.2, seed=next(seeds)),
+        RandomGrayscale(factor=0.2, seed=next(seeds)),
     ]
 
 

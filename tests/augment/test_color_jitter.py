@@ -146,3 +146,61 @@ def test_invalid_arguments_are_named(kwargs, error, match):
 def test_four_channel_images_are_refused():
     with pytest.raises(ValueError, match="1 or 3 channels"):
         ColorJitter(seed=0)(np.zeros((1, 4, 4, 4), "float32"))
+
+
+def _transform_with_tensorflow_ops(layer, images, transformation):
+    """`transform_images` inside tf.data, where the layer computes with TF ops."""
+
+    def transform(x):
+        layer.backend.set_backend("tensorflow")
+        try:
+            return layer.transform_images(
+                x, {k: tf.constant(v) for k, v in transformation.items()}
+            )
+        finally:
+            layer.backend.reset()
+
+    return _in_tf_data(transform, images)
+
+
+def _random_transformation(rng, count):
+    return {
+        "brightness": rng.uniform(0.6, 1.4, count).astype("float32"),
+        "contrast": rng.uniform(0.6, 1.4, count).astype("float32"),
+        "saturation": rng.uniform(0.6, 1.4, count).astype("float32"),
+        "hue": rng.uniform(-0.1, 0.1, count).astype("float32"),
+        "order": np.array([rng.permutation(4) for _ in range(count)], "int32"),
+    }
+
+
+def test_per_image_tensorflow_path_matches_torchvision():
+    # TF ops (tf.data, or the TensorFlow backend) run one image at a time under
+    # XLA; the other backends run the batched blend passes. Both match.
+    rng = np.random.default_rng(4)
+    transformation = _random_transformation(rng, len(IMAGES))
+    layer = ColorJitter(0.4, 0.4, 0.4, 0.1)
+    outputs = _transform_with_tensorflow_ops(layer, IMAGES, transformation)
+    batched = keras.ops.convert_to_numpy(layer.transform_images(IMAGES, transformation))
+    for index, (image, output) in enumerate(zip(IMAGES, outputs)):
+        order = transformation["order"][index]
+        factors = [transformation[k][index] for k in layer._ranges]
+        np.testing.assert_allclose(output, _reference(image, order, factors), atol=2e-5)
+    np.testing.assert_allclose(outputs, batched, atol=2e-5)
+
+
+def test_apply_mask_leaves_the_other_images_untouched():
+    rng = np.random.default_rng(5)
+    transformation = _random_transformation(rng, len(IMAGES))
+    apply = np.array([True, False, True, False, False, True])
+    layer = ColorJitter(0.4, 0.4, 0.4, 0.1)
+    full = _transform_with_tensorflow_ops(layer, IMAGES, transformation)
+    masked_tf = _transform_with_tensorflow_ops(
+        layer, IMAGES, {**transformation, "apply": apply}
+    )
+    masked = keras.ops.convert_to_numpy(
+        layer.transform_images(IMAGES, {**transformation, "apply": apply})
+    )
+    for outputs in (masked_tf, masked):
+        np.testing.assert_array_equal(outputs[~apply], IMAGES[~apply])
+        np.testing.assert_allclose(outputs[apply], full[apply], atol=2e-5)
+    assert np.abs(full[apply] - IMAGES[apply]).max() > 0.01

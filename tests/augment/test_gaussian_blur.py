@@ -96,3 +96,23 @@ def test_invalid_arguments_are_named(kwargs, error, match):
 def test_kernel_larger_than_the_image_is_refused():
     with pytest.raises(ValueError, match="kernel_size=33"):
         GaussianBlur(kernel_size=33, seed=0)(IMAGES)
+
+
+def test_tf_data_batches_match_the_reference():
+    # A static batch size compiles the fold into (1, H, W, N C) with XLA.
+    layer = GaussianBlur(kernel_size=5, seed=3)
+    sigma = keras.ops.convert_to_numpy(layer.get_random_transformation(IMAGES)["sigma"])
+    dataset = tf.data.Dataset.from_tensors(IMAGES).map(
+        lambda x: tf.ensure_shape(x, IMAGES.shape)
+    )
+
+    def blur(x):
+        layer.backend.set_backend("tensorflow")
+        try:
+            return layer.transform_images(x, {"sigma": tf.constant(sigma)})
+        finally:
+            layer.backend.reset()
+
+    outputs = next(iter(dataset.map(blur))).numpy()
+    for image, s, output in zip(IMAGES, sigma, outputs):
+        np.testing.assert_allclose(output, _reference_blur(image, s, 5), atol=1e-5)

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from keras_imsvd.augment import ColorJitter
+from keras_imsvd.augment import GaussianBlur
 from keras_imsvd.augment import RandomApply
 from keras_imsvd.augment import RandomResizedCrop
 from keras_imsvd.augment import Solarize
@@ -75,3 +76,41 @@ def test_invalid_arguments_are_named():
         RandomApply(Solarize(), rate="often")
     with pytest.raises(ValueError, match="keeps the image shape"):
         RandomApply(RandomResizedCrop(3, 3), rate=0.5)(IMAGES)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5])
+def test_low_rates_transform_only_the_selected_images(rate):
+    # Inside tf.data, at rates up to 1/2, the wrapped layer runs on the
+    # selected images only (gathered, then scattered back).
+    count = 2000
+    images = np.full((count, 3, 3, 3), 0.8, "float32")
+    images[..., 0] = 0.2  # gray level 0.2989 * 0.2 + 0.701 * 0.8
+    layer = RandomApply(keras.layers.RandomGrayscale(factor=1.0, seed=0), rate, seed=4)
+    assert not layer.supports_jit  # the subset's size is data dependent
+    outputs = _in_tf_data(layer, images).reshape(count, -1)
+    gray = 0.2989 * 0.2 + (0.587 + 0.114) * 0.8
+    applied = np.all(np.isclose(outputs, gray, atol=1e-6), axis=1)
+    untouched = np.all(outputs == images.reshape(count, -1), axis=1)
+    assert np.all(applied ^ untouched)
+    # Binomial(2000, rate): std of the fraction at most 0.011; bound at 5 std.
+    assert abs(applied.mean() - rate) < 0.056
+
+
+def test_a_batch_with_no_selected_image_is_returned_unchanged():
+    layer = RandomApply(GaussianBlur(kernel_size=3, seed=0), rate=1e-9, seed=0)
+    np.testing.assert_array_equal(_in_tf_data(layer, IMAGES), IMAGES)
+
+
+def test_the_fused_path_selects_whole_images():
+    # ColorJitter under RandomApply: one XLA cluster, the jitter skipping the
+    # images left out.
+    count = 1000
+    images = np.random.default_rng(1).uniform(size=(count, 4, 4, 3)).astype("float32")
+    layer = RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1, seed=1), rate=0.8, seed=2)
+    assert layer.supports_jit
+    outputs = _in_tf_data(layer, images).reshape(count, -1)
+    untouched = np.all(outputs == images.reshape(count, -1), axis=1)
+    # Binomial(1000, 0.2): std of the fraction 0.013; bound at 5 std.
+    assert abs(untouched.mean() - 0.2) < 0.065
+    changed = outputs[~untouched] - images.reshape(count, -1)[~untouched]
+    assert np.all(np.abs(changed).max(axis=1) > 0)
