@@ -13,9 +13,22 @@ _GATHER_BELOW = 0.5
 class RandomApply(ImageLayer):
     """Applies `layer` to each image independently with probability `rate`.
 
-    torchvision's `RandomApply(..., p=rate)`, vectorised: the wrapped layer runs on
-    the whole batch and each image keeps its transformed version with probability
-    `rate`, its input otherwise. The wrapped layer must keep the image shape.
+    torchvision's `RandomApply(..., p=rate)`, vectorised: each image keeps its
+    transformed version with probability `rate`, its input otherwise. The
+    wrapped layer must keep the image shape.
+
+    How the work is done depends on where the layer runs. With TensorFlow ops
+    (inside `tf.data`, or under the TensorFlow backend):
+
+    - a layer of `keras_imsvd.augment` that compiles well with XLA is fused with
+      the selection into one XLA cluster (`ColorJitter` then skips the images
+      left out);
+    - any other layer, at a rate of at most 1/2, runs on the selected images
+      only (gathered, then scattered back). The subset's size depends on the
+      draws, so the layer reports `supports_jit = False` to Keras.
+
+    Otherwise the wrapped layer runs on the whole batch and the selection picks
+    per image.
 
     The layer runs inside `tf.data.Dataset.map` under every backend when the
     wrapped layer does (Keras image preprocessing layers, the layers of
