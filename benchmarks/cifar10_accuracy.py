@@ -258,6 +258,11 @@ def plot(results, path, val_size):
             linestyle="--",
             label="random init",
         )
+    epochs = max(
+        (len(results[o]["val_knn_per_epoch"]) for o in _OBJECTIVES if o in results),
+        default=1,
+    )
+    ax.set_xticks(range(1, epochs + 1))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation kNN accuracy (k=20, T=0.07)")
     ax.set_title(f"CIFAR-10, {val_size:,} validation images")

@@ -15,10 +15,8 @@ class RandomFlip(CompiledTransform, keras.layers.RandomFlip):
     one fused pass over the batch instead of several; other backends run the
     Keras code unchanged. The views of `keras_imsvd.augment` use it.
 
-    Args:
-        *args: positional arguments of `keras.layers.RandomFlip` (`mode`).
-        **kwargs: keyword arguments of `keras.layers.RandomFlip` (`mode`,
-            `seed`, `data_format`, `name`, ...).
+    It takes the arguments of `keras.layers.RandomFlip` (`mode`, `seed`,
+    `data_format`, `name`, ...).
 
     Example:
 
@@ -38,11 +36,8 @@ class RandomGrayscale(CompiledTransform, keras.layers.RandomGrayscale):
     The same arguments, random draws and outputs as the Keras layer, compiled
     with XLA when its ops are TensorFlow's, like `keras_imsvd.augment.RandomFlip`.
 
-    Args:
-        *args: positional arguments of `keras.layers.RandomGrayscale`
-            (`factor`).
-        **kwargs: keyword arguments of `keras.layers.RandomGrayscale`
-            (`factor`, `seed`, `data_format`, `name`, ...).
+    It takes the arguments of `keras.layers.RandomGrayscale` (`factor`,
+    `seed`, `data_format`, `name`, ...).
 
     Example:
 
