@@ -32,6 +32,11 @@ class RandomResizedCrop(ImageLayer):
     (as `torch.nn.functional.interpolate(..., align_corners=False)`), without
     antialiasing: views usually enlarge crops, where antialiasing changes nothing.
 
+    With `horizontal_flip=True`, each crop is also mirrored left-right with
+    probability 1/2, the same images as a `RandomFlip("horizontal")` after the
+    crop would give, at no extra cost: the resampling grid is read right to
+    left. The view presets use it.
+
     With `training=False` the layer is deterministic: it takes the largest centred
     crop with the aspect ratio of `(height, width)` and resizes it, so a square
     image becomes a plain resize.
@@ -47,6 +52,8 @@ class RandomResizedCrop(ImageLayer):
         ratio: pair `(lo, hi)` with `0 < lo <= hi`, range of the crop aspect ratio
             (width / height), sampled log-uniformly. Defaults to `(3/4, 4/3)`.
         interpolation: `"bilinear"` or `"nearest"`. Defaults to `"bilinear"`.
+        horizontal_flip: bool, mirror each crop with probability 1/2 (training
+            only). Defaults to `False`.
         seed: int or `None`, seed of the layer's `keras.random.SeedGenerator`.
             Defaults to `None`.
         data_format: `"channels_last"` or `"channels_first"`, or `None` for
@@ -83,6 +90,7 @@ class RandomResizedCrop(ImageLayer):
         scale=(0.08, 1.0),
         ratio=(3.0 / 4.0, 4.0 / 3.0),
         interpolation="bilinear",
+        horizontal_flip=False,
         seed=None,
         data_format=None,
         **kwargs,
@@ -107,6 +115,12 @@ class RandomResizedCrop(ImageLayer):
         self.scale = check_range("scale", scale, upper=1.0, positive=True)
         self.ratio = check_range("ratio", ratio, positive=True)
         self.interpolation = interpolation
+        if not isinstance(horizontal_flip, bool):
+            raise TypeError(
+                "horizontal_flip must be a bool. "
+                f"Received: horizontal_flip={horizontal_flip!r}"
+            )
+        self.horizontal_flip = horizontal_flip
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
 
@@ -121,7 +135,10 @@ class RandomResizedCrop(ImageLayer):
             return {"boxes": self._centre_boxes(batch_size, in_h, in_w)}
         if seed is None:
             seed = self._get_seed_generator(self.backend._backend)
-        return {"boxes": self._random_boxes(batch_size, in_h, in_w, seed)}
+        boxes, flip = self._random_boxes(batch_size, in_h, in_w, seed)
+        if flip is None:
+            return {"boxes": boxes}
+        return {"boxes": boxes, "flip": flip}
 
     def transform_images(self, images, transformation=None, training=True):
         images = self.backend.cast(images, self.compute_dtype)
@@ -152,6 +169,7 @@ class RandomResizedCrop(ImageLayer):
                 "scale": self.scale,
                 "ratio": self.ratio,
                 "interpolation": self.interpolation,
+                "horizontal_flip": self.horizontal_flip,
                 "seed": self.seed,
             }
         )
@@ -163,10 +181,10 @@ class RandomResizedCrop(ImageLayer):
     def _random_boxes(self, batch_size, in_h, in_w, seed):
         ops = self.backend
         numpy = ops.numpy
-        # One draw per image: 10 areas, 10 log-ratios and the corner position.
-        draws = ops.random.uniform(
-            (batch_size, 2 * _NUM_ATTEMPTS + 2), dtype="float32", seed=seed
-        )
+        # One draw per image: 10 areas, 10 log-ratios, the corner position and,
+        # with horizontal_flip, the flip.
+        columns = 2 * _NUM_ATTEMPTS + 2 + int(self.horizontal_flip)
+        draws = ops.random.uniform((batch_size, columns), dtype="float32", seed=seed)
         low, high = self.scale
         area = in_h * in_w * (low + (high - low) * draws[:, :_NUM_ATTEMPTS])
         low, high = math.log(self.ratio[0]), math.log(self.ratio[1])
@@ -192,7 +210,7 @@ class RandomResizedCrop(ImageLayer):
         crop_h = numpy.where(found, crop_h, fallback_h)
         crop_w = numpy.where(found, crop_w, fallback_w)
         # Integer corner uniform over [0, H - h] x [0, W - w]; centred in fallback.
-        corner = draws[:, 2 * _NUM_ATTEMPTS :]
+        corner = draws[:, 2 * _NUM_ATTEMPTS : 2 * _NUM_ATTEMPTS + 2]
         top = numpy.minimum(
             numpy.floor(corner[:, 0] * (in_h - crop_h + 1.0)), in_h - crop_h
         )
@@ -201,7 +219,9 @@ class RandomResizedCrop(ImageLayer):
         )
         top = numpy.where(found, top, numpy.floor((in_h - crop_h) / 2.0))
         left = numpy.where(found, left, numpy.floor((in_w - crop_w) / 2.0))
-        return numpy.stack([top, left, crop_h, crop_w], axis=1)  # (N, 4)
+        boxes = numpy.stack([top, left, crop_h, crop_w], axis=1)  # (N, 4)
+        flip = draws[:, -1] < 0.5 if self.horizontal_flip else None
+        return boxes, flip
 
     def _fallback_size(self, in_h, in_w):
         numpy = self.backend.numpy
@@ -241,22 +261,29 @@ class RandomResizedCrop(ImageLayer):
         top, left, crop_h, crop_w = (boxes[:, i] for i in range(4))
         rows = self._resample(images, top, crop_h, self.height, interpolation)
         rows = self.backend.numpy.transpose(rows, (0, 2, 1, 3))  # (N, W, height, C)
-        out = self._resample(rows, left, crop_w, self.width, interpolation)
+        out = self._resample(
+            rows, left, crop_w, self.width, interpolation, transformation.get("flip")
+        )
         out = self.backend.numpy.transpose(out, (0, 2, 1, 3))  # (N, height, width, C)
         return self._from_channels_last(out)
 
-    def _resample(self, images, start, size, out_size, interpolation):
-        """Resamples axis 1 of `images` (N, A, B, C) over [start, start + size)."""
+    def _resample(self, images, start, size, out_size, interpolation, reverse=None):
+        """Resamples axis 1 of `images` (N, A, B, C) over [start, start + size).
+
+        Where `reverse` (N,) is true, the output is read backwards (mirrored).
+        """
         ops = self.backend
         numpy = ops.numpy
-        grid = ops.cast(numpy.arange(out_size), "float32") + 0.5  # (out,)
+        grid = ops.cast(numpy.arange(out_size), "float32")[None, :] + 0.5  # (1, out)
+        if reverse is not None:  # output j samples where j' = out - 1 - j would
+            grid = numpy.where(reverse[:, None], float(out_size) - grid, grid)
         step = (size / float(out_size))[:, None]  # (N, 1)
         first = start[:, None]
         last = (start + size - 1.0)[:, None]
         if interpolation == "nearest":
-            index = numpy.clip(numpy.floor(first + grid[None, :] * step), first, last)
+            index = numpy.clip(numpy.floor(first + grid * step), first, last)
             return self._gather(images, index)
-        position = numpy.clip(first + grid[None, :] * step - 0.5, first, last)
+        position = numpy.clip(first + grid * step - 0.5, first, last)
         low = numpy.floor(position)  # (N, out)
         high = numpy.minimum(low + 1.0, last)
         weight = ops.cast(position - low, images.dtype)[:, :, None, None]

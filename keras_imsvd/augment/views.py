@@ -13,7 +13,6 @@ layers runs on every backend.
 import keras
 
 from keras_imsvd.augment.color_jitter import ColorJitter
-from keras_imsvd.augment.flip_grayscale import RandomFlip
 from keras_imsvd.augment.flip_grayscale import RandomGrayscale
 from keras_imsvd.augment.gaussian_blur import GaussianBlur
 from keras_imsvd.augment.gaussian_blur import default_kernel_size
@@ -50,8 +49,10 @@ def _common_layers(image_size, scale, jitter, seeds):
     """Crop, flip, colour jitter (p=0.8) and grayscale (p=0.2), as SimCLR."""
     brightness, contrast, saturation, hue = jitter
     return [
-        RandomResizedCrop(image_size, image_size, scale=scale, seed=next(seeds)),
-        RandomFlip("horizontal", seed=next(seeds)),
+        # The crop also flips half of the images (a RandomFlip, fused).
+        RandomResizedCrop(
+            image_size, image_size, scale=scale, horizontal_flip=True, seed=next(seeds)
+        ),
         RandomApply(
             ColorJitter(brightness, contrast, saturation, hue, seed=next(seeds)),
             rate=0.8,

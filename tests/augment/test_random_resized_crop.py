@@ -212,9 +212,43 @@ def test_runs_inside_tf_data_map():
     assert all(0.0 <= b.min() and b.max() <= 1.0 for b in batches)
 
 
+def test_horizontal_flip_mirrors_half_of_the_crops():
+    boxes = np.array([[2, 3, 9, 11], [0, 0, 24, 32], [5, 1, 3, 30]], "float32")
+    flip = np.array([True, False, True])
+    layer = RandomResizedCrop(*OUT, horizontal_flip=True)
+    outputs = _numpy(layer.transform_images(IMAGES, {"boxes": boxes, "flip": flip}))
+    for image, box, mirrored, output in zip(IMAGES, boxes, flip, outputs):
+        expected = _reference_crop_resize(image, box, *OUT)
+        expected = expected[:, ::-1] if mirrored else expected
+        np.testing.assert_allclose(output, expected, atol=1e-5)
+    # Drawn per image with probability 1/2: compare with the unflipped crop.
+    images = np.random.default_rng(3).uniform(size=(400, 10, 10, 1)).astype("float32")
+    flipping = RandomResizedCrop(
+        10, 10, scale=(1.0, 1.0), ratio=(1.0, 1.0), horizontal_flip=True, seed=1
+    )
+    outputs = _in_tf_data(flipping, images)
+    mirrored = np.all(
+        np.isclose(outputs, images[:, :, ::-1], atol=1e-6), axis=(1, 2, 3)
+    )
+    kept = np.all(np.isclose(outputs, images, atol=1e-6), axis=(1, 2, 3))
+    assert np.all(mirrored ^ kept)
+    # Binomial(400, 1/2): std of the fraction 0.025; bound at 5 std.
+    assert abs(mirrored.mean() - 0.5) < 0.125
+    # Inference never flips.
+    np.testing.assert_allclose(
+        _in_tf_data(flipping, images, training=False), images, atol=1e-6
+    )
+
+
 def test_config_round_trip():
     layer = RandomResizedCrop(
-        12, 16, scale=(0.2, 0.9), ratio=(0.5, 2.0), interpolation="nearest", seed=4
+        12,
+        16,
+        scale=(0.2, 0.9),
+        ratio=(0.5, 2.0),
+        interpolation="nearest",
+        horizontal_flip=True,
+        seed=4,
     )
     config = layer.get_config()
     for key, value in {
@@ -223,6 +257,7 @@ def test_config_round_trip():
         "scale": (0.2, 0.9),
         "ratio": (0.5, 2.0),
         "interpolation": "nearest",
+        "horizontal_flip": True,
         "seed": 4,
     }.items():
         assert config[key] == value
@@ -248,6 +283,7 @@ def test_config_round_trip():
         ({"interpolation": "bicubic"}, ValueError, "bicubic"),
         ({"height": 0}, ValueError, "height=0"),
         ({"width": 3.5}, TypeError, "width=3.5"),
+        ({"horizontal_flip": 0.5}, TypeError, "horizontal_flip=0.5"),
     ],
 )
 def test_invalid_arguments_are_named(kwargs, error, match):

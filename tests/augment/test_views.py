@@ -61,18 +61,21 @@ def test_imagenet_views_are_asymmetric():
     assert blur.rate == 0.1
     assert isinstance(solarize, RandomApply) and isinstance(solarize.layer, Solarize)
     assert solarize.rate == 0.2
-    jitter = view_1.layers[2]
+    jitter = view_1.layers[1]
     assert jitter.rate == 0.8 and jitter.layer.saturation == 0.2
     assert view_1.layers[0].scale == (0.08, 1.0)
     assert cifar_views()[0].layers[0].scale == (0.2, 1.0)
-    assert cifar_views()[0].layers[2].layer.saturation == 0.4
+    assert cifar_views()[0].layers[1].layer.saturation == 0.4
+    # The crop flips half of the images itself (no separate flip layer).
+    for view in (view_1, view_2, *cifar_views()):
+        assert view.layers[0].horizontal_flip
 
 
 def test_seeds_are_distinct_per_layer_and_view():
     view_1, view_2 = cifar_views(seed=10)
     seeds = [layer.seed for view in (view_1, view_2) for layer in view.layers]
     assert len(set(seeds)) == len(seeds)
-    assert [layer.seed for layer in cifar_views(seed=10)[0].layers] == seeds[:4]
+    assert [layer.seed for layer in cifar_views(seed=10)[0].layers] == seeds[:3]
     assert all(layer.seed is None for layer in cifar_views()[0].layers)
 
 
