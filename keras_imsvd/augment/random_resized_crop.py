@@ -79,8 +79,10 @@ class RandomResizedCrop(ImageLayer):
     (4, 32, 32, 3)
 
     References:
-        Szegedy et al., Going Deeper with Convolutions, CVPR 2015.
-        Niu et al., IMSVD, https://arxiv.org/abs/2501.03469
+        - Szegedy et al., "Going Deeper with Convolutions", CVPR 2015.
+        - Niu, Xia, Shan, Wang, "Information-Maximized Soft Variable
+          Discretization for Self-Supervised Image Representation Learning",
+          2025. https://arxiv.org/abs/2501.03469
     """
 
     def __init__(

@@ -187,9 +187,9 @@ def knn_classify(
     References:
         - Wu, Xiong, Yu, Lin, "Unsupervised Feature Learning via Non-Parametric
           Instance Discrimination", 2018. https://arxiv.org/abs/1805.01978
-        - Niu, Xia, Shan, Wang, "Self-Supervised Learning via Information
-          Maximized Soft Variable Discretization", 2025.
-          https://arxiv.org/abs/2501.03469
+        - Niu, Xia, Shan, Wang, "Information-Maximized Soft Variable
+          Discretization for Self-Supervised Image Representation Learning",
+          2025. https://arxiv.org/abs/2501.03469
     """
     test_features = _checks.check_features("test_features", test_features)
     test_labels = _checks.check_labels(

@@ -117,9 +117,9 @@ def linear_probe(
     ```
 
     References:
-        - Niu, Xia, Shan, Wang, "Self-Supervised Learning via Information
-          Maximized Soft Variable Discretization", 2025.
-          https://arxiv.org/abs/2501.03469
+        - Niu, Xia, Shan, Wang, "Information-Maximized Soft Variable
+          Discretization for Self-Supervised Image Representation Learning",
+          2025. https://arxiv.org/abs/2501.03469
         - Soudry et al., "The Implicit Bias of Gradient Descent on Separable
           Data", 2018. https://arxiv.org/abs/1710.10345
     """

@@ -78,9 +78,9 @@ class LARS(keras.optimizers.Optimizer):
     References:
         - You, Gitman, Ginsburg, "Large Batch Training of Convolutional
           Networks", 2017. https://arxiv.org/abs/1708.03888
-        - Niu, Xia, Shan, Wang, "Self-Supervised Learning via Information
-          Maximized Soft Variable Discretization", 2025.
-          https://arxiv.org/abs/2501.03469
+        - Niu, Xia, Shan, Wang, "Information-Maximized Soft Variable
+          Discretization for Self-Supervised Image Representation Learning",
+          2025. https://arxiv.org/abs/2501.03469
     """
 
     def __init__(

@@ -65,9 +65,9 @@ def published_schedule(
     ```
 
     References:
-        - Niu, Xia, Shan, Wang, "Self-Supervised Learning via Information
-          Maximized Soft Variable Discretization", 2025.
-          https://arxiv.org/abs/2501.03469
+        - Niu, Xia, Shan, Wang, "Information-Maximized Soft Variable
+          Discretization for Self-Supervised Image Representation Learning",
+          2025. https://arxiv.org/abs/2501.03469
         - Goyal et al., "Accurate, Large Minibatch SGD: Training ImageNet in
           1 Hour", 2017 (linear scaling and warm-up).
           https://arxiv.org/abs/1706.02677
