@@ -106,6 +106,16 @@ class ImageLayer(BaseImagePreprocessingLayer):
         """`run_compiled(self, function, *args)`."""
         return run_compiled(self, function, *args)
 
+    # The defaults are those of a layer that changes pixel values only (colour,
+    # blur, solarization); layers that move pixels override both.
+    def transform_segmentation_masks(
+        self, segmentation_masks, transformation=None, training=True
+    ):
+        return segmentation_masks
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
     def transform_labels(self, labels, transformation, training=True):
         return labels
 

@@ -225,14 +225,6 @@ class ColorJitter(ImageLayer):
             x = self._blend(x, factors, order[:, step], step > hue_step, rgb)
         return self.backend.cast(x * (hi - lo) + lo, self.compute_dtype)
 
-    def transform_segmentation_masks(
-        self, segmentation_masks, transformation=None, training=True
-    ):
-        return segmentation_masks
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
     def get_config(self):
         config = super().get_config()
         config.update(

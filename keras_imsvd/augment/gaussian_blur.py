@@ -126,14 +126,6 @@ class GaussianBlur(ImageLayer):
         blurred = self._separable_blur(images, weights, radius)
         return self._from_channels_last(blurred)
 
-    def transform_segmentation_masks(
-        self, segmentation_masks, transformation=None, training=True
-    ):
-        return segmentation_masks
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -63,14 +63,6 @@ class Solarize(ImageLayer):
         inverted = (self.value_range[0] + self.value_range[1]) - images
         return self.backend.numpy.where(images >= self.threshold, inverted, images)
 
-    def transform_segmentation_masks(
-        self, segmentation_masks, transformation=None, training=True
-    ):
-        return segmentation_masks
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
     def get_config(self):
         config = super().get_config()
         config.update({"threshold": self.threshold, "value_range": self.value_range})
