@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_imsvd.data.image_folder import _unit_float
-from keras_imsvd.data.image_folder import read_image_folder
+from keras_imsvd.data.image_folder import _check_dtype
+from keras_imsvd.data.image_folder import load_image_folder
 from keras_imsvd.data.paths import SHARED_ENV
 from keras_imsvd.data.paths import default_cache_dir
 from keras_imsvd.data.paths import find_shared_dir
-from keras_imsvd.data.split import _split_arrays
 
 CIFAR10_ARCHIVE = "cifar10_train_jpeg.tar.gz"
 CIFAR10_CLASS_NAMES = (
@@ -152,20 +151,18 @@ def load_cifar10_folder(
     >>> x.shape, x_val.shape  # doctest: +SKIP
     ((45000, 32, 32, 3), (5000, 32, 32, 3))
     """
-    if dtype not in ("float32", "uint8"):
-        raise ValueError(
-            f"dtype must be 'float32' or 'uint8'. Received: dtype={dtype!r}"
-        )
+    _check_dtype(dtype)  # before the archive is extracted
     if path is None:
         path = extract_cifar10_archive(cache_dir=cache_dir)
-    images, labels = read_image_folder(path, 32, cache=True, cache_dir=cache_dir)
-    train, validation = _split_arrays(
-        images, labels, validation_split, seed, "validation_split"
+    return load_image_folder(
+        path,
+        32,
+        validation_split=validation_split,
+        seed=seed,
+        dtype=dtype,
+        cache=True,
+        cache_dir=cache_dir,
     )
-    if dtype == "float32":
-        train = (_unit_float(train[0]), train[1])
-        validation = (_unit_float(validation[0]), validation[1])
-    return train, validation
 
 
 def _extract(tar, destination):

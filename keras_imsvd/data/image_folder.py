@@ -162,10 +162,7 @@ def load_image_folder(
     ...     "my_images", 64, validation_split=0.1
     ... )  # doctest: +SKIP
     """
-    if dtype not in ("float32", "uint8"):
-        raise ValueError(
-            f"dtype must be 'float32' or 'uint8'. Received: dtype={dtype!r}"
-        )
+    _check_dtype(dtype)
     images, labels = read_image_folder(
         path, image_size, channels, crop_to_aspect_ratio, cache, cache_dir
     )
@@ -250,6 +247,13 @@ def _is_image(name):
 def _check_channels(channels):
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3. Received: channels={channels!r}")
+
+
+def _check_dtype(dtype):
+    if dtype not in ("float32", "uint8"):
+        raise ValueError(
+            f"dtype must be 'float32' or 'uint8'. Received: dtype={dtype!r}"
+        )
 
 
 def _unit_float(images):
