@@ -13,7 +13,8 @@ class RandomFlip(CompiledTransform, keras.layers.RandomFlip):
     ops are TensorFlow's (inside `tf.data.Dataset.map` under every backend, or
     under the TensorFlow backend) the flip runs as one XLA-compiled function,
     one fused pass over the batch instead of several; other backends run the
-    Keras code unchanged. The views of `keras_imsvd.augment` use it.
+    Keras code unchanged. (The views of `keras_imsvd.augment` flip inside
+    `RandomResizedCrop(horizontal_flip=True)` instead, which costs no pass.)
 
     It takes the arguments of `keras.layers.RandomFlip` (`mode`, `seed`,
     `data_format`, `name`, ...).
@@ -35,6 +36,7 @@ class RandomGrayscale(CompiledTransform, keras.layers.RandomGrayscale):
 
     The same arguments, random draws and outputs as the Keras layer, compiled
     with XLA when its ops are TensorFlow's, like `keras_imsvd.augment.RandomFlip`.
+    The views of `keras_imsvd.augment` use it.
 
     It takes the arguments of `keras.layers.RandomGrayscale` (`factor`,
     `seed`, `data_format`, `name`, ...).
