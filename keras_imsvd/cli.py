@@ -1,339 +1,289 @@
-"""The training command: `python train.py` (any backend, set by KERAS_BACKEND).
+"""The training command: `python train.py` or `keras-imsvd-train`.
 
-Pretrains an `IMSVDModel` on a dataset, evaluates the encoder with weighted kNN
-and a linear probe against a randomly initialised encoder of the same shape and
-against raw pixels, and writes everything under `--output-dir`. Flags keep the
-names of the published script (`--arch`, `--mlp`, `--bin-size`, `--base-lr`,
-`--wd`, `--dia-coeff`, `--off-coeff`, `--ti-coeff`, `--t`, ...).
+Translates the flags, which keep the names of the published script (`--arch`,
+`--mlp`, `--bin-size`, `--base-lr`, `--wd`, `--t`, `--ti-coeff`, ...), into a
+`keras_imsvd.training.RunConfig`, runs it, and turns the outcome into an exit
+status: 0 for a finished run, 1 for a run that diverged or whose result would
+mean nothing, 2 for bad flags or data (nothing written), 130 when interrupted.
 """
 
 import argparse
-import json
 import os
+import re
 import sys
 
-_PRESETS = {
-    # Bundled scikit-learn digits: a three-block convnet and a 512-512
-    # projector at b = 16, as in DESIGN.md section 4.
-    "digits": {
-        "arch": "small_convnet",
-        "mlp": "512-512",
-        "bin_size": 16,
-        "epochs": 30,
-        "batch_size": 128,
-        "base_lr": 0.2,
-        "optimizer": "sgd",
-        "wd": 5e-4,
-        "warmup_epochs": 2,
-        "views": "digits",
-        "image_size": 16,
-        "eval_every": 5,
-    },
-    # The published CIFAR-10 recipe.
-    "cifar10": {
-        "arch": "resnet18_cifar",
-        "mlp": "1024-1024-1024",
-        "bin_size": 32,
-        "epochs": 800,
-        "batch_size": 512,
-        "base_lr": 0.1,
-        "optimizer": "sgd",
-        "wd": 5e-4,
-        "warmup_epochs": 10,
-        "views": "cifar",
-        "image_size": 32,
-        "eval_every": 10,
-    },
-    # The published ImageNet recipe (for --data-dir and TFDS image datasets).
-    "imagenet": {
-        "arch": "resnet50",
-        "mlp": "8192-8160",
-        "bin_size": 80,
-        "epochs": 100,
-        "batch_size": 2048,
-        "base_lr": 0.6,
-        "optimizer": "lars",
-        "wd": 1e-6,
-        "warmup_epochs": 10,
-        "views": "imagenet",
-        "image_size": 224,
-        "eval_every": 10,
-    },
+from keras_imsvd.training import config as config_lib
+from keras_imsvd.training.outputs import RunDirectory
+
+# Flag of each RunConfig field where the two names differ.
+_FLAGS = {
+    "architecture": "--arch",
+    "projector": "--mlp",
+    "temperature": "--t",
+    "invariance_weight": "--ti-coeff",
+    "diagonal_weight": "--dia-coeff",
+    "off_diagonal_weight": "--off-coeff",
+    "base_learning_rate": "--base-lr",
+    "weight_decay": "--wd",
 }
-_ARCHS = ("small_convnet", "resnet18_cifar", "resnet50")
-_RUN_KEYS = (
-    "dataset",
-    "data_dir",
-    "arch",
-    "mlp",
-    "bin_size",
-    "epochs",
-    "batch_size",
-    "base_lr",
-    "wd",
-    "dia_coeff",
-    "off_coeff",
-    "ti_coeff",
-    "t",
-    "image_size",
-    "views",
-    "optimizer",
-    "warmup_epochs",
-    "mixed_precision",
-    "seed",
-    "limit",
-    "validation_size",
-    "distribute",
-)
 
 
-class UsageError(Exception):
-    """A problem with the command line or the data, reported without traceback."""
+def flag(field):
+    """The command-line flag that sets the `RunConfig` field `field`."""
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
-def build_parser():
+def program_name():
+    name = os.path.basename(sys.argv[0] if sys.argv else "")
+    return name if name in ("train.py", "keras-imsvd-train") else "train.py"
+
+
+def _recipe_help(field, text):
+    defaults = ", ".join(
+        f"{name} {recipe[field]}" for name, recipe in config_lib.RECIPES.items()
+    )
+    return f"{text} (default by recipe: {defaults})"
+
+
+def build_parser(prog=None):
     parser = argparse.ArgumentParser(
-        prog="train.py",
+        prog=prog or program_name(),
         description=(
             "Pretrain an encoder with IMSVD, then evaluate it (kNN and linear "
             "probe) against a random-init encoder and raw pixels. With no flags, "
             "runs on the bundled scikit-learn digits in a few minutes. Choose the "
-            "backend with KERAS_BACKEND=tensorflow|jax|torch."
+            "backend with KERAS_BACKEND=tensorflow|jax|torch. Unset flags take the "
+            "recipe of the data: digits, cifar10, or imagenet (for --data-dir and "
+            "TFDS datasets)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Exit status: 0 finished, 1 diverged or meaningless result, "
+        "2 bad flags or data (nothing written), 130 interrupted.",
     )
+    recipe = _recipe_help
     data = parser.add_argument_group("data")
     data.add_argument(
         "--dataset",
-        default="digits",
-        help="digits (bundled), cifar10 (../shared tarball, else TFDS), or any "
-        "TFDS image dataset name",
+        default=None,
+        help="digits (bundled, the default), cifar10 (../shared tarball, else "
+        "TFDS), or any TFDS image dataset name",
     )
     data.add_argument(
         "--data-dir",
         default=None,
         help="image folder with one sub-folder per class (overrides --dataset)",
     )
-    data.add_argument("--image-size", type=int, default=None, help="view size")
-    data.add_argument("--views", choices=("digits", "cifar", "imagenet"), default=None)
+    data.add_argument("--image-size", type=int, help=recipe("image_size", "view size"))
+    data.add_argument(
+        "--views", choices=config_lib.VIEW_PRESETS, help=recipe("views", "views")
+    )
     data.add_argument(
         "--validation-size",
         type=int,
-        default=None,
-        help="held-out images for evaluation (digits: 397, others: 5000)",
+        help=recipe("validation_size", "held-out images for evaluation"),
     )
     data.add_argument(
-        "--limit", type=int, default=None, help="use only this many training images"
+        "--limit", type=int, help="use only this many training images (default: all)"
     )
     model = parser.add_argument_group("model")
-    model.add_argument("--arch", default=None, help="|".join(_ARCHS))
-    model.add_argument("--mlp", default=None, help="projector widths, e.g. 8192-8160")
-    model.add_argument("--bin-size", type=int, default=None, help="bins per variable")
-    model.add_argument("--t", type=float, default=1.0, help="softmax temperature")
-    model.add_argument("--ti-coeff", type=float, default=1.0, help="invariance weight")
-    model.add_argument("--dia-coeff", type=float, default=1.0, help="diagonal weight")
-    model.add_argument("--off-coeff", type=float, default=1.0, help="off-block weight")
-    train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=None)
-    train.add_argument("--batch-size", type=int, default=None, help="global batch")
-    train.add_argument(
-        "--base-lr", type=float, default=None, help="lr = base-lr x batch-size / 256"
+    model.add_argument(
+        "--arch",
+        choices=config_lib.ARCHITECTURES,
+        help=recipe("architecture", "encoder"),
     )
-    train.add_argument("--wd", type=float, default=None, help="weight decay")
-    train.add_argument("--optimizer", choices=("sgd", "lars"), default=None)
-    train.add_argument("--warmup-epochs", type=float, default=None)
+    model.add_argument("--mlp", help=recipe("projector", "projector widths"))
+    model.add_argument(
+        "--bin-size", type=int, help=recipe("bin_size", "bins per variable")
+    )
+    model.add_argument("--t", type=float, help="softmax temperature (default: 1.0)")
+    model.add_argument(
+        "--ti-coeff", type=float, help="invariance weight (default: 1.0)"
+    )
+    model.add_argument("--dia-coeff", type=float, help="diagonal weight (default: 1.0)")
+    model.add_argument(
+        "--off-coeff", type=float, help="off-block weight (default: 1.0)"
+    )
+    train = parser.add_argument_group("training")
+    train.add_argument("--epochs", type=int, help=recipe("epochs", "epochs"))
+    train.add_argument(
+        "--batch-size", type=int, help=recipe("batch_size", "global batch")
+    )
+    train.add_argument(
+        "--base-lr",
+        type=float,
+        help=recipe("base_learning_rate", "lr = base-lr x batch-size / 256"),
+    )
+    train.add_argument("--wd", type=float, help=recipe("weight_decay", "weight decay"))
+    train.add_argument(
+        "--optimizer", choices=config_lib.OPTIMIZERS, help=recipe("optimizer", "")
+    )
+    train.add_argument(
+        "--warmup-epochs",
+        type=float,
+        help=recipe("warmup_epochs", "linear warm-up; a tenth of a shorter run"),
+    )
     train.add_argument(
         "--mixed-precision",
         nargs="?",
         const="auto",
         default=None,
-        choices=("auto", "mixed_float16", "mixed_bfloat16"),
+        choices=config_lib.PRECISIONS,
         help="compute in 16-bit (auto: float16 on GPU, bfloat16 on CPU); the "
-        "loss stays float32",
+        "loss and the evaluation stay float32 (default: off)",
     )
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, help="random seed (default: 0)")
     train.add_argument(
         "--distribute",
-        choices=("none", "data-parallel"),
-        default="none",
-        help="data-parallel: all local devices (JAX, TensorFlow) or torchrun ranks",
+        choices=config_lib.DISTRIBUTIONS,
+        help="data-parallel: all local devices (JAX, TensorFlow) or torchrun "
+        "ranks (default: none)",
     )
     output = parser.add_argument_group("output")
-    output.add_argument("--output-dir", default=None, help="default: runs/<dataset>")
     output.add_argument(
-        "--eval-every", type=int, default=None, help="kNN monitor period in epochs"
+        "--output-dir",
+        help="a new or empty folder, or a run of ours (default: runs/<dataset>)",
     )
     output.add_argument(
-        "--resume", action="store_true", help="continue the run in --output-dir"
+        "--eval-every", type=int, help=recipe("eval_every", "kNN monitor period")
     )
     output.add_argument(
-        "--overwrite", action="store_true", help="replace the run in --output-dir"
+        "--resume",
+        action="store_true",
+        default=None,
+        help="continue the run in --output-dir from its newest whole checkpoint",
     )
     output.add_argument(
-        "--explain", action="store_true", help="write explainability figures"
+        "--overwrite",
+        action="store_true",
+        default=None,
+        help="replace the run in --output-dir (deletes only that run's files)",
     )
     output.add_argument(
-        "--probe-epochs", type=int, default=100, help="linear-probe epochs"
+        "--explain",
+        action="store_true",
+        default=None,
+        help="write explainability figures",
     )
-    output.add_argument("--verbose", type=int, default=None, help="fit verbosity")
+    output.add_argument(
+        "--probe-epochs", type=int, help="linear-probe epochs (default: 100)"
+    )
+    output.add_argument(
+        "--verbose",
+        choices=("auto", "0", "1", "2"),
+        default="auto",
+        help="0 silent, 1 progress bar, 2 a line per epoch; auto: 1 on a "
+        "terminal, else 2 (default: auto)",
+    )
     return parser
 
 
-def resolve_config(args):
-    """Fills the flags left unset from the preset of the dataset."""
-    if args.data_dir:
-        preset = "imagenet"
-    elif args.dataset in _PRESETS:
-        preset = args.dataset
+def config_from_args(args):
+    """The `RunConfig` that the parsed flags describe."""
+    settings = {
+        "dataset": args.dataset,
+        "data_dir": args.data_dir,
+        "image_size": args.image_size,
+        "views": args.views,
+        "validation_size": args.validation_size,
+        "limit": args.limit,
+        "architecture": args.arch,
+        "projector": args.mlp,
+        "bin_size": args.bin_size,
+        "temperature": args.t,
+        "invariance_weight": args.ti_coeff,
+        "diagonal_weight": args.dia_coeff,
+        "off_diagonal_weight": args.off_coeff,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "base_learning_rate": args.base_lr,
+        "weight_decay": args.wd,
+        "optimizer": args.optimizer,
+        "warmup_epochs": args.warmup_epochs,
+        "mixed_precision": args.mixed_precision,
+        "seed": args.seed,
+        "distribute": args.distribute,
+        "output_dir": args.output_dir,
+        "eval_every": args.eval_every,
+        "probe_epochs": args.probe_epochs,
+        "resume": args.resume,
+        "overwrite": args.overwrite,
+        "explain": args.explain,
+    }
+    if args.verbose == "auto":
+        settings["verbose"] = 1 if sys.stdout.isatty() else 2
     else:
-        preset = "imagenet"
-    config = dict(vars(args))
-    warmup_given = config["warmup_epochs"] is not None
-    for key, value in _PRESETS[preset].items():
-        if config.get(key) is None:
-            config[key] = value
-    if not warmup_given and config["warmup_epochs"] >= config["epochs"]:
-        # Short runs keep the shape of the schedule: a tenth of it warms up.
-        config["warmup_epochs"] = config["epochs"] / 10
-    if config["validation_size"] is None:
-        config["validation_size"] = 397 if preset == "digits" else 5000
-    if config["output_dir"] is None:
-        name = "folder" if args.data_dir else args.dataset
-        config["output_dir"] = os.path.join("runs", name)
-    _validate(config)
-    return config
+        settings["verbose"] = int(args.verbose)
+    return config_lib.resolve_config(**settings)
 
 
-def _validate(config):
-    if config["arch"] not in _ARCHS:
-        raise UsageError(
-            f"unknown architecture: --arch {config['arch']!r} "
-            f"(choose from {', '.join(_ARCHS)})"
-        )
-    if config["batch_size"] < 2:
-        raise UsageError(
-            "--batch-size must be at least 2: IMSVD estimates a joint distribution "
-            f"over the batch. Received: --batch-size {config['batch_size']}"
-        )
-    for flag in ("epochs", "bin_size", "image_size", "probe_epochs"):
-        if config[flag] < 1:
-            raise UsageError(
-                f"--{flag.replace('_', '-')} must be >= 1. Received: {config[flag]}"
-            )
-    for flag in ("base_lr", "t"):
-        if config[flag] <= 0:
-            raise UsageError(
-                f"--{flag.replace('_', '-')} must be > 0. Received: {config[flag]}"
-            )
-    for flag in ("wd", "ti_coeff", "dia_coeff", "off_coeff", "warmup_epochs"):
-        if config[flag] < 0:
-            raise UsageError(
-                f"--{flag.replace('_', '-')} must be >= 0. Received: {config[flag]}"
-            )
-    if config["warmup_epochs"] >= config["epochs"]:
-        raise UsageError(
-            "--warmup-epochs must be smaller than --epochs. Received: "
-            f"--warmup-epochs {config['warmup_epochs']}, --epochs {config['epochs']}"
-        )
-    from keras_imsvd.models.projector import parse_projector_spec
-
-    try:
-        widths = parse_projector_spec(config["mlp"])
-    except (TypeError, ValueError) as error:
-        raise UsageError(f"--mlp: {error}") from None
-    if widths[-1] % config["bin_size"]:
-        raise UsageError(
-            "--bin-size: bin_size must divide the embedding size (the last --mlp "
-            f"width). Received: embedding_size={widths[-1]}, "
-            f"bin_size={config['bin_size']}"
-        )
-    if config["limit"] is not None and config["limit"] < config["batch_size"]:
-        raise UsageError(
-            f"--limit must be at least --batch-size. Received: --limit "
-            f"{config['limit']}, --batch-size {config['batch_size']}"
-        )
+def _in_flags(message, field=None):
+    """`message` with the config's field names replaced by the flags."""
+    if field and message.startswith(field):
+        message = flag(field) + message[len(field) :]
+    names = sorted(
+        (f for f in config_lib.RunConfig.__dataclass_fields__ if "_" in f),
+        key=len,
+        reverse=True,
+    )
+    return re.sub(
+        r"(?<![-\w])(" + "|".join(names) + r")(?!\w)",
+        lambda m: flag(m.group(1)),
+        message,
+    )
 
 
-def run_config(config):
-    """The settings that define a run (a resumed run must match them)."""
-    return {key: config[key] for key in _RUN_KEYS}
-
-
-def check_output_dir(config):
-    """Refuses to mix two different runs in one output folder."""
-    output_dir = config["output_dir"]
-    config_path = os.path.join(output_dir, "config.json")
-    wanted = run_config(config)
-    if os.path.exists(config_path):
-        with open(config_path) as f:
-            existing = json.load(f)
-        if config["resume"]:
-            if existing != wanted:
-                changed = sorted(k for k in wanted if existing.get(k) != wanted[k])
-                raise UsageError(
-                    f"--resume: {output_dir} holds a run with different settings "
-                    f"({', '.join(changed)}); resume with the same flags"
-                )
-        elif not config["overwrite"]:
-            raise UsageError(
-                f"--output-dir {output_dir} already holds a run; pass --resume to "
-                "continue it, --overwrite to replace it, or choose another folder"
-            )
-    elif os.path.isdir(output_dir) and os.listdir(output_dir) and not config["resume"]:
-        raise UsageError(
-            f"--output-dir {output_dir} is not empty and holds no run; choose "
-            "another folder"
-        )
-
-
-def write_output_dir(config):
-    """Creates the output folder (replacing it with --overwrite) and its config."""
-    output_dir = config["output_dir"]
-    if config["overwrite"] and not config["resume"] and os.path.isdir(output_dir):
-        import shutil
-
-        shutil.rmtree(output_dir)
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "config.json"), "w") as f:
-        json.dump(run_config(config), f, indent=2)
-
-
-def _check_dataset(name):
-    if name in ("digits", "cifar10"):
+def _check_dataset(config):
+    if config.data_dir or config.dataset in ("digits", "cifar10"):
         return
     try:
         import tensorflow_datasets as tfds
     except ImportError:
-        raise UsageError(
-            f"unknown dataset: --dataset {name!r} (built in: digits, cifar10; "
-            "other names are TFDS datasets, which need `pip install "
+        raise config_lib.UsageError(
+            f"unknown dataset: --dataset {config.dataset!r} (built in: digits, "
+            "cifar10; other names are TFDS datasets, which need `pip install "
             "tensorflow-datasets`)"
         ) from None
-    if name.split(":")[0].split("/")[0] not in tfds.list_builders():
-        raise UsageError(
-            f"unknown dataset: --dataset {name!r} is neither digits, cifar10 nor "
-            "a TFDS dataset"
+    if config.dataset.split(":")[0].split("/")[0] not in tfds.list_builders():
+        raise config_lib.UsageError(
+            f"unknown dataset: --dataset {config.dataset!r} is neither digits, "
+            "cifar10 nor a TFDS dataset"
         )
+
+
+def _log_to(prog):
+    def log(message):
+        print(f"[{prog}] {message}", flush=True)
+
+    return log
 
 
 def main(argv=None):
     """Entry point of `train.py`; returns the process exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        config = resolve_config(args)
-        if not config["data_dir"]:
-            _check_dataset(config["dataset"])
-        check_output_dir(config)
-        from keras_imsvd import _training
+    from keras_imsvd import training
 
-        _training.run(config)
-    except UsageError as error:
-        print(f"train.py: error: {error}", file=sys.stderr)
+    prog = program_name()
+    args = build_parser(prog).parse_args(argv)
+    try:
+        config = config_from_args(args)
+        _check_dataset(config)
+        training.run(config, log=_log_to(prog))
+    except training.UsageError as error:
+        print(f"{prog}: error: {_in_flags(str(error), error.field)}", file=sys.stderr)
         return 2
+    except training.TrainingDiverged as error:
+        states = RunDirectory(config.output_dir).states()
+        last = (
+            f"the last good checkpoint is {config.output_dir}/{states[-1]}.keras"
+            if states
+            else "no epoch finished, so no checkpoint was written"
+        )
+        print(f"{prog}: error: {error}; {last}", file=sys.stderr)
+        return 1
+    except training.RunFailed as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(
-            "train.py: interrupted; continue with the same flags and --resume",
+            f"{prog}: interrupted; continue with the same flags and --resume",
             file=sys.stderr,
         )
         return 130

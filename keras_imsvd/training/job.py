@@ -1,0 +1,377 @@
+"""The pretrain-then-evaluate run behind `train.py`, as small steps.
+
+`run(config)` loads the data, builds the model, trains it while `RunRecorder`
+saves each finished epoch, then evaluates the encoder against a random-init
+encoder and raw pixels and writes the report. Nothing is written to the output
+folder before the data and the model are set up, and nothing ever outside the
+files that `RunDirectory` records.
+"""
+
+import contextlib
+import dataclasses
+import time
+
+import keras
+import numpy as np
+
+from keras_imsvd import augment
+from keras_imsvd import backbones
+from keras_imsvd import data as data_lib
+from keras_imsvd import evaluation
+from keras_imsvd.models import IMSVDModel
+from keras_imsvd.optimizers import LARS
+from keras_imsvd.optimizers import published_schedule
+from keras_imsvd.training import evaluate as evaluate_lib
+from keras_imsvd.training.callbacks import RunRecorder
+from keras_imsvd.training.config import UsageError
+from keras_imsvd.training.outputs import RunDirectory
+from keras_imsvd.training.plots import history_figure
+
+
+@contextlib.contextmanager
+def usage_errors():
+    """Turns bad-input errors raised while setting up into `UsageError`s."""
+    try:
+        yield
+    except (ValueError, TypeError, ImportError, OSError) as error:
+        raise UsageError(str(error)) from error
+
+
+@dataclasses.dataclass
+class Data:
+    """Training and held-out images (uint8 or float32 in [0, 1]) and labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def load_data(config):
+    seed, size = config.seed, config.validation_size
+    if config.data_dir:
+        # Evaluation needs the images in memory: uint8 keeps that at 1 byte per
+        # value. For ImageNet-scale folders, use --limit.
+        train, test = data_lib.load_image_folder(
+            config.data_dir,
+            image_size=config.image_size,
+            validation_split=size,
+            seed=seed,
+            dtype="uint8",
+        )
+    elif config.dataset == "digits":
+        train, test = data_lib.load_digits_split(test_size=size, seed=seed)
+    elif config.dataset == "cifar10":
+        train, test = data_lib.load_cifar10_folder(validation_split=size, seed=seed)
+    else:
+        images, labels = data_lib.evaluation_arrays(
+            config.dataset, image_size=config.image_size, split="train"
+        )
+        train, test = data_lib.train_validation_split(
+            images, labels, validation_split=size, seed=seed
+        )
+    (x_train, y_train), (x_test, y_test) = train, test
+    if config.limit is not None:
+        x_train, y_train = x_train[: config.limit], y_train[: config.limit]
+    if len(x_train) < config.batch_size:
+        raise UsageError(
+            f"batch_size {config.batch_size} is larger than the training set "
+            f"({len(x_train)} images)",
+            field="batch_size",
+        )
+    return Data(x_train, np.asarray(y_train), x_test, np.asarray(y_test))
+
+
+def make_views(config, channels):
+    if config.views == "digits":
+        return augment.digits_views(config.image_size, seed=config.seed)
+    if channels != 3:
+        raise UsageError(
+            f"views {config.views} needs RGB images. Received: images with "
+            f"{channels} channel(s)",
+            field="views",
+        )
+    if config.views == "cifar":
+        return augment.cifar_views(config.image_size, seed=config.seed)
+    return augment.imagenet_views(config.image_size, seed=config.seed)
+
+
+def build_encoder(architecture, image_shape):
+    return getattr(backbones, architecture)(input_shape=image_shape)
+
+
+def build_model(config, image_shape, steps_per_epoch):
+    model = IMSVDModel(
+        build_encoder(config.architecture, image_shape),
+        projector=config.projector,
+        bin_size=config.bin_size,
+        temperature=config.temperature,
+        invariance_weight=config.invariance_weight,
+        diagonal_weight=config.diagonal_weight,
+        off_diagonal_weight=config.off_diagonal_weight,
+    )
+    model.build({"view_1": (None, *image_shape), "view_2": (None, *image_shape)})
+    schedule = published_schedule(
+        config.base_learning_rate,
+        batch_size=config.batch_size,
+        steps_per_epoch=steps_per_epoch,
+        epochs=config.epochs,
+        warmup_epochs=config.warmup_epochs,
+    )
+    if config.optimizer == "lars":
+        optimizer = LARS(
+            learning_rate=schedule, momentum=0.9, weight_decay=config.weight_decay
+        )
+    else:
+        # Keras' SGD applies its weight decay to the weights directly
+        # (decoupled), where torch.optim.SGD adds it to the gradient.
+        optimizer = keras.optimizers.SGD(
+            learning_rate=schedule, momentum=0.9, weight_decay=config.weight_decay
+        )
+    model.compile(optimizer=optimizer)
+    # Built now so that a resumed run can load the optimizer's variables.
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def resize(images, image_size, batch_size=512):
+    """Float32 images in [0, 1] at `image_size` (bilinear), as the views see them."""
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    if images.shape[1] == image_size and images.shape[2] == image_size:
+        return images.astype("float32") / scale
+    out = [
+        keras.ops.convert_to_numpy(
+            keras.ops.image.resize(
+                images[i : i + batch_size].astype("float32") / scale,
+                (image_size, image_size),
+            )
+        )
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(out).astype("float32")
+
+
+def gpu_available():
+    """Whether the backend sees a GPU (each backend asked in its own terms)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    return False
+
+
+def precision_policy(name):
+    if name != "auto":
+        return name
+    return "mixed_float16" if gpu_available() else "mixed_bfloat16"
+
+
+class Job:
+    """One run: `Job(config, log).run()` returns the metrics it wrote."""
+
+    def __init__(self, config, log=print):
+        self.config = config
+        self.log = log
+        self.scope = None
+        self.run_dir = RunDirectory(config.output_dir)
+
+    def run(self):
+        with contextlib.ExitStack() as stack:
+            if self.config.distribute == "data-parallel":
+                from keras_imsvd import distribute
+
+                self.scope = stack.enter_context(distribute.data_parallel())
+                self.run_dir.chief = self.scope.is_chief
+            return self._run()
+
+    def _run(self):
+        config, started = self.config, time.time()
+        mode = self.run_dir.check(config)
+        keras.utils.set_random_seed(config.seed)
+        if config.mixed_precision:
+            keras.config.set_dtype_policy(precision_policy(config.mixed_precision))
+        with usage_errors():
+            data = load_data(config)
+            dataset = self.training_dataset(data)
+        steps_per_epoch = len(data.x_train) // config.batch_size
+        shape = (config.image_size, config.image_size, data.x_train.shape[-1])
+        self.log(
+            f"backend {keras.backend.backend()}: {len(data.x_train)} training and "
+            f"{len(data.x_test)} held-out images of shape {shape}, "
+            f"{steps_per_epoch} steps per epoch"
+        )
+        train_images = resize(data.x_train, config.image_size)
+        test_images = resize(data.x_test, config.image_size)
+        with usage_errors():
+            model = build_model(config, shape, steps_per_epoch)
+        try:
+            self.run_dir.open(config, mode)
+        except OSError as error:
+            raise UsageError(f"output_dir: {error}", field="output_dir") from None
+        history = self.fit(
+            model,
+            dataset,
+            mode,
+            (train_images, data.y_train),
+            (test_images, data.y_test),
+        )
+        train_seconds = time.time() - started
+        self.run_dir.save_model("model.keras", model)
+        self.run_dir.save_model("encoder.keras", model.encoder)
+        self.plot(history)
+        results, notes = self.evaluate(model, data, train_images, test_images, shape)
+        metrics = {
+            "backend": keras.backend.backend(),
+            "keras_version": keras.__version__,
+            "config": config.training_settings(),
+            "results": results,
+            "notes": notes,
+            "final_loss": {k: v for k, v in history[-1].items() if k.endswith("loss")},
+            "epochs_trained": len(history),
+            "seconds": round(time.time() - started, 1),
+            "train_seconds": round(train_seconds, 1),
+        }
+        self.run_dir.write_json("metrics.json", metrics)
+        if config.explain:
+            self.explain(model, data, test_images, shape)
+        self.log(f"done in {metrics['seconds']} s; outputs in {config.output_dir}")
+        return metrics
+
+    def training_dataset(self, data):
+        config = self.config
+        views = make_views(config, data.x_train.shape[-1])
+        dataset = data_lib.multiview_dataset(
+            data.x_train, views=views, batch_size=config.batch_size, seed=config.seed
+        )
+        if self.scope is not None:
+            dataset = self.scope.distribute_dataset(dataset)
+        return dataset
+
+    def fit(self, model, dataset, mode, train_data, test_data):
+        config = self.config
+        initial_epoch, history = 0, []
+        if mode == "resume":
+            initial_epoch, history = self.run_dir.restore_latest_state(model, self.log)
+        if initial_epoch >= config.epochs:
+            self.log(f"all {config.epochs} epochs were already trained")
+            return history
+        monitor_size = min(len(train_data[0]), 10_000)
+        callbacks = [
+            evaluation.KNNMonitor(
+                (train_data[0][:monitor_size], train_data[1][:monitor_size]),
+                test_data,
+                every=config.eval_every,
+                feature_fn=lambda images: keras.ops.cast(
+                    model.encoder(images, training=False), "float32"
+                ),
+            ),
+            keras.callbacks.TensorBoard(self.run_dir.join("logs"))
+            if self.run_dir.chief
+            else None,
+            RunRecorder(self.run_dir, history),
+        ]
+        if self.scope is not None:
+            from keras_imsvd import distribute
+
+            callbacks.insert(0, distribute.SynchronizeReplicas())
+        recorder = callbacks[-1]
+        model.fit(
+            dataset,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[c for c in callbacks if c is not None],
+            verbose=config.verbose,
+            shuffle=False,  # the dataset shuffles itself
+        )
+        return recorder.history
+
+    def plot(self, history):
+        import matplotlib.pyplot as plt
+
+        if not history:
+            return
+        figure = history_figure(history, self.config.bin_size)
+        self.run_dir.save_figure("loss_curves.png", figure, dpi=110)
+        plt.close(figure)
+
+    def evaluate(self, model, data, train_images, test_images, shape):
+        config = self.config
+        few, notes = evaluate_lib.evaluation_plan(
+            data.y_train, data.y_test, config.seed
+        )
+        if "all" in notes:
+            self.log(f"warning: {notes['all']}")
+            self.run_dir.write_text("results.txt", notes["all"] + "\n")
+            return {}, notes
+        for note in notes.values():
+            self.log(f"note: {note}")
+        keras.utils.set_random_seed(config.seed + 1)
+        random_encoder = build_encoder(config.architecture, shape)
+        verbose = 1 if config.verbose == 1 else 0
+        encoders = {"IMSVD (learned)": model.encoder, "random init": random_encoder}
+        results = {}
+        names = [*encoders, "raw pixels"]
+        for index, name in enumerate(names, start=1):
+            self.log(f"evaluating {index}/{len(names)}: {name} (kNN, linear probes)")
+            if name in encoders:
+                train, test = (
+                    evaluation.extract_features(encoders[name], x, 256, verbose=verbose)
+                    for x in (train_images, test_images)
+                )
+            else:
+                train, test = data.x_train, data.x_test
+            results[name] = evaluate_lib.evaluate_features(
+                evaluate_lib.as_features(name, train),
+                data.y_train,
+                evaluate_lib.as_features(name, test),
+                data.y_test,
+                few,
+                config.probe_epochs,
+                config.seed,
+            )
+        table = evaluate_lib.format_table(results)
+        print(table, flush=True)
+        self.run_dir.write_text("results.txt", table + "\n")
+        return results, notes
+
+    def explain(self, model, data, test_images, shape):
+        from keras_imsvd import explain
+
+        config = self.config
+        self.log("writing explainability figures and explain.json")
+        keras.utils.set_random_seed(config.seed + 1)
+        untrained = IMSVDModel(
+            build_encoder(config.architecture, shape),
+            projector=config.projector,
+            bin_size=config.bin_size,
+            temperature=config.temperature,
+        )
+        views = make_views(config, shape[-1])
+        held_out_views = data_lib.multiview_dataset(
+            data.x_test,
+            views=views,
+            batch_size=min(256, len(data.x_test)),
+            shuffle=False,
+            seed=config.seed,
+            drop_remainder=False,
+        )
+        if not self.run_dir.chief:
+            return
+        with self.run_dir.writing_new_files():
+            explain.save_explain_report(
+                model,
+                test_images,
+                data.y_test,
+                multiview_ds=held_out_views,
+                output_dir=config.output_dir,
+                reference=untrained,
+            )
