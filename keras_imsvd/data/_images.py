@@ -1,5 +1,6 @@
 """Private helpers shared by the loaders: validation, value range, resizing."""
 
+import functools
 import numbers
 
 import numpy as np
@@ -79,17 +80,21 @@ def _integer_to_unit_float(images):
     return tf.cast(images, "float32") / 255.0
 
 
-# One fused pass over the batch instead of a cast and a division.
-_integer_to_unit_float_compiled = tf.function(
-    _integer_to_unit_float, jit_compile=True, autograph=False
-)
+@functools.cache
+def _integer_to_unit_float_compiled():
+    """`_integer_to_unit_float` as one fused pass (not a cast, then a division).
+
+    Built on first use, so that importing the package does not load TensorFlow.
+    """
+    return tf.function(_integer_to_unit_float, jit_compile=True, autograph=False)
 
 
 def to_unit_float(images):
     """tf: integer images (0-255) -> float32 / 255; float images -> float32."""
     if images.dtype.is_integer:
         if images.shape.rank == 4 and images.shape.is_fully_defined():
-            return _integer_to_unit_float_compiled(images)  # one shape per dataset
+            # One shape per dataset, so one trace.
+            return _integer_to_unit_float_compiled()(images)
         return _integer_to_unit_float(images)
     return tf.cast(images, "float32")
 
