@@ -3,13 +3,7 @@
 import numbers
 import weakref
 
-# Keras does not export the base class of its image preprocessing layers. Its own
-# layers (RandomFlip, RandomGrayscale, ...) subclass it, and it is what lets a layer
-# run inside `tf.data.Dataset.map` under every backend: ops go through `self.backend`,
-# which switches to TensorFlow while the layer is called in a tf.data graph.
-from keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer import (  # noqa: E501
-    BaseImagePreprocessingLayer,
-)
+from keras_imsvd._keras_compat import ImagePreprocessingLayer
 
 # One XLA-compiled function per layer and method; dropped with the layer.
 _COMPILED = weakref.WeakKeyDictionary()
@@ -59,14 +53,12 @@ class CompiledTransform:
         return run_compiled(self, transform_images, images, transformation)
 
 
-class ImageLayer(BaseImagePreprocessingLayer):
+class ImageLayer(ImagePreprocessingLayer):
     """A tf.data-safe image layer that works in channels-last internally.
 
     Subclasses use `self.backend` (never `keras.ops`) in their computations and draw
-    random numbers with `self._get_seed_generator(self.backend._backend)`.
+    random numbers with the generator of `keras_imsvd._keras_compat.seed_generator`.
     """
-
-    _USE_BASE_FACTOR = False
 
     # Whether `transform_images` compiles well with XLA; `RandomApply` then
     # fuses it with its selection. (XLA's CPU depthwise convolution is slow.)

@@ -4,6 +4,7 @@ import numbers
 
 import keras
 
+from keras_imsvd._keras_compat import seed_generator
 from keras_imsvd.augment._image_layer import ImageLayer
 from keras_imsvd.augment._image_layer import check_range
 
@@ -123,7 +124,7 @@ class ColorJitter(ImageLayer):
             return None
         images = data["images"] if isinstance(data, dict) else data
         if seed is None:
-            seed = self._get_seed_generator(self.backend._backend)
+            seed = seed_generator(self)
         batch_size = self._batch_size(images)
         # One draw per image: four factors, then four keys ordering the operations.
         draws = self.backend.random.uniform((batch_size, 8), dtype="float32", seed=seed)

@@ -4,6 +4,7 @@ import numbers
 
 import keras
 
+from keras_imsvd._keras_compat import seed_generator
 from keras_imsvd.augment._image_layer import ImageLayer
 from keras_imsvd.augment._image_layer import check_range
 
@@ -97,7 +98,7 @@ class GaussianBlur(ImageLayer):
             return None
         images = data["images"] if isinstance(data, dict) else data
         if seed is None:
-            seed = self._get_seed_generator(self.backend._backend)
+            seed = seed_generator(self)
         sigma = self.backend.random.uniform(
             (self._batch_size(images),),
             self.sigma[0],

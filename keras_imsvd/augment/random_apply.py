@@ -2,6 +2,9 @@
 
 import keras
 
+from keras_imsvd._keras_compat import call_has_training_arg
+from keras_imsvd._keras_compat import ops_backend
+from keras_imsvd._keras_compat import seed_generator
 from keras_imsvd.augment._image_layer import ImageLayer
 from keras_imsvd.augment._image_layer import check_probability
 
@@ -97,7 +100,7 @@ class RandomApply(ImageLayer):
             return self._call_fused(images, training)
         if self._gathers(images):
             return self._call_subset(images, training)
-        kwargs = {"training": training} if self.layer._call_has_training_arg else {}
+        kwargs = {"training": training} if call_has_training_arg(self.layer) else {}
         transformed = self.layer(images, **kwargs)
         transformed = self.backend.cast(transformed, self.compute_dtype)
         if self.rate == 1.0:
@@ -123,7 +126,7 @@ class RandomApply(ImageLayer):
         numpy = self.backend.numpy
         core = self.backend.core
         indices = numpy.nonzero(self._draws(images) < self.rate)[0]  # (M,)
-        kwargs = {"training": training} if self.layer._call_has_training_arg else {}
+        kwargs = {"training": training} if call_has_training_arg(self.layer) else {}
 
         def transform():
             subset = numpy.take(images, indices, axis=0)
@@ -137,22 +140,19 @@ class RandomApply(ImageLayer):
         return core.cond(numpy.size(indices) > 0, transform, lambda: images)
 
     def _draws(self, images):
-        seed = self._get_seed_generator(self.backend._backend)
+        seed = seed_generator(self)
         shape = (self._batch_size(images),)
         return self.backend.random.uniform(shape, dtype="float32", seed=seed)
 
     def _call_fused(self, images, training):
         """The wrapped layer's transform and the selection, one XLA cluster."""
         # As the layer's own `__call__` would inside tf.data: TensorFlow ops.
-        self.layer.backend.set_backend(self.backend.name)
-        try:
+        with ops_backend(self.layer, self.backend.name):
             transformation = self.layer.get_random_transformation(
                 images, training=training
             )
             draws = self._draws(images)
             return self._compiled(self._apply_fused, images, transformation, draws)
-        finally:
-            self.layer.backend.reset()
 
     def _fusable(self, images):
         """Whether the wrapped layer's transform can join the selection's cluster."""

@@ -5,6 +5,7 @@ import numbers
 
 import keras
 
+from keras_imsvd._keras_compat import seed_generator
 from keras_imsvd.augment._image_layer import ImageLayer
 from keras_imsvd.augment._image_layer import check_range
 
@@ -136,7 +137,7 @@ class RandomResizedCrop(ImageLayer):
         if not training:
             return {"boxes": self._centre_boxes(batch_size, in_h, in_w)}
         if seed is None:
-            seed = self._get_seed_generator(self.backend._backend)
+            seed = seed_generator(self)
         boxes, flip = self._random_boxes(batch_size, in_h, in_w, seed)
         if flip is None:
             return {"boxes": boxes}

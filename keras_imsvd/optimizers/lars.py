@@ -3,9 +3,13 @@
 import keras
 from keras import ops
 
+from keras_imsvd._keras_compat import WithoutDecoupledWeightDecay
+from keras_imsvd._keras_compat import uses_weight_decay
+from keras_imsvd._keras_compat import variable_index
+
 
 @keras.saving.register_keras_serializable(package="keras_imsvd")
-class LARS(keras.optimizers.Optimizer):
+class LARS(WithoutDecoupledWeightDecay, keras.optimizers.Optimizer):
     """Layer-wise adaptive rate scaling (LARS), as used by IMSVD on ImageNet.
 
     Each variable `p` with gradient `g` gets its own trust ratio, so that the
@@ -166,7 +170,7 @@ class LARS(keras.optimizers.Optimizer):
         # hands `update_step` the underlying tf.Variable, without the path).
         self._adapted = tuple(self._is_adapted(v) for v in var_list)
         self._decayed = tuple(
-            adapted and bool(self.weight_decay) and self._use_weight_decay(v)
+            adapted and bool(self.weight_decay) and uses_weight_decay(self, v)
             for adapted, v in zip(self._adapted, var_list)
         )
 
@@ -188,15 +192,10 @@ class LARS(keras.optimizers.Optimizer):
             )
         super().exclude_from_weight_decay(var_list=var_list, var_names=var_names)
 
-    def _apply_weight_decay(self, variables):
-        # The decay is coupled and applied in `update_step`; the base class's
-        # decoupled decay would apply it a second time.
-        return
-
     def update_step(self, gradient, variable, learning_rate):
         """Applies one LARS update to `variable`."""
         dtype = variable.dtype
-        index = self._get_variable_index(variable)
+        index = variable_index(self, variable)
         lr = ops.cast(learning_rate, dtype)
         gradient = ops.cast(gradient, dtype)
         if self._decayed[index]:
