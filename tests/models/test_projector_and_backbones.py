@@ -61,3 +61,11 @@ def test_resnet50_is_pooled_2048():
 def test_backbone_bad_shape():
     with pytest.raises(ValueError, match="input_shape=\\(32, 32\\)"):
         keras_imsvd.backbones.small_convnet(input_shape=(32, 32))
+
+
+def test_backbones_have_one_public_path():
+    for name in ("resnet18_cifar", "resnet50", "small_convnet"):
+        assert (
+            getattr(keras_imsvd.backbones, name).__module__ == "keras_imsvd.backbones"
+        )
+        assert not hasattr(keras_imsvd.models, name)
