@@ -14,7 +14,33 @@ def _as_2d(features, name):
             f"Received shape {features.shape}"
         )
     # Spatial feature maps (N, H, W, C) become vectors (N, H * W * C).
-    return features.reshape(features.shape[0], -1)
+    features = features.reshape(features.shape[0], -1)
+    # Mixed-precision models give float16 or bfloat16 features.
+    return features if features.dtype == np.float64 else features.astype(np.float32)
+
+
+def _model_features(method, name, images, batch_size, verbose):
+    """`method(images)` with every batch full, so that no shape is new to it.
+
+    A last batch smaller than `batch_size` would be traced again (TensorFlow)
+    and could not be split over the devices of a data-parallel mesh (JAX): it
+    is padded with copies of the last image, and their features dropped.
+    """
+    if not isinstance(images, np.ndarray):
+        out = method(images, batch_size=batch_size, verbose=verbose)
+        return _as_2d(keras.ops.convert_to_numpy(out), name)
+    full = len(images) - len(images) % batch_size
+    parts = []
+    if full:
+        parts.append(method(images[:full], batch_size=batch_size, verbose=verbose))
+    rest = images[full:]
+    if len(rest):
+        padding = np.repeat(rest[-1:], batch_size - len(rest), axis=0)
+        padded = np.concatenate([rest, padding])
+        parts.append(method(padded, batch_size=batch_size, verbose=0)[: len(rest)])
+    return np.concatenate(
+        [_as_2d(keras.ops.convert_to_numpy(part), name) for part in parts]
+    )
 
 
 def extract_features(encoder_or_fn, images, batch_size=256, verbose=0):
@@ -49,12 +75,11 @@ def extract_features(encoder_or_fn, images, batch_size=256, verbose=0):
     ```
     """
     _checks.check_positive_int("batch_size", batch_size)
-    if hasattr(encoder_or_fn, "embed"):
-        out = encoder_or_fn.embed(images, batch_size=batch_size, verbose=verbose)
-        return _as_2d(keras.ops.convert_to_numpy(out), "embed")
-    if hasattr(encoder_or_fn, "predict"):
-        out = encoder_or_fn.predict(images, batch_size=batch_size, verbose=verbose)
-        return _as_2d(keras.ops.convert_to_numpy(out), "predict")
+    for method in ("embed", "predict"):
+        if hasattr(encoder_or_fn, method):
+            return _model_features(
+                getattr(encoder_or_fn, method), method, images, batch_size, verbose
+            )
     if not callable(encoder_or_fn):
         raise TypeError(
             "encoder_or_fn must be a model or a callable. "

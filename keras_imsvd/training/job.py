@@ -185,54 +185,22 @@ class Job:
         self.run_dir = RunDirectory(config.output_dir)
 
     def run(self):
+        started = time.time()
         with contextlib.ExitStack() as stack:
             if self.config.distribute == "data-parallel":
                 from keras_imsvd import distribute
 
                 self.scope = stack.enter_context(distribute.data_parallel())
                 self.run_dir.chief = self.scope.is_chief
-            return self._run()
-
-    def _run(self):
-        config, started = self.config, time.time()
-        mode = self.run_dir.check(config)
-        keras.utils.set_random_seed(config.seed)
-        if config.mixed_precision:
-            keras.config.set_dtype_policy(precision_policy(config.mixed_precision))
-        with usage_errors():
-            data = load_data(config)
-            dataset = self.training_dataset(data)
-        steps_per_epoch = len(data.x_train) // config.batch_size
-        shape = (config.image_size, config.image_size, data.x_train.shape[-1])
-        self.log(
-            f"backend {keras.backend.backend()}: {len(data.x_train)} training and "
-            f"{len(data.x_test)} held-out images of shape {shape}, "
-            f"{steps_per_epoch} steps per epoch"
-        )
-        train_images = resize(data.x_train, config.image_size)
-        test_images = resize(data.x_test, config.image_size)
-        with usage_errors():
-            model = build_model(config, shape, steps_per_epoch)
-        try:
-            self.run_dir.open(config, mode)
-        except OSError as error:
-            raise UsageError(f"output_dir: {error}", field="output_dir") from None
-        history = self.fit(
-            model,
-            dataset,
-            mode,
-            (train_images, data.y_train),
-            (test_images, data.y_test),
-        )
+            model, data, images, history = self.train()
         train_seconds = time.time() - started
-        self.run_dir.save_model("model.keras", model)
-        self.run_dir.save_model("encoder.keras", model.encoder)
-        self.plot(history)
-        results, notes = self.evaluate(model, data, train_images, test_images, shape)
+        # Outside the distribution: each process evaluates the whole held-out
+        # set with the same (synchronised) weights, so all print one result.
+        results, notes = self.evaluate(model, data, *images)
         metrics = {
             "backend": keras.backend.backend(),
             "keras_version": keras.__version__,
-            "config": config.training_settings(),
+            "config": self.config.training_settings(),
             "results": results,
             "notes": notes,
             "final_loss": {k: v for k, v in history[-1].items() if k.endswith("loss")},
@@ -241,10 +209,54 @@ class Job:
             "train_seconds": round(train_seconds, 1),
         }
         self.run_dir.write_json("metrics.json", metrics)
-        if config.explain:
-            self.explain(model, data, test_images, shape)
-        self.log(f"done in {metrics['seconds']} s; outputs in {config.output_dir}")
+        if self.config.explain:
+            self.explain(model, data, images[1])
+        self.log(f"done in {metrics['seconds']} s; outputs in {self.config.output_dir}")
         return metrics
+
+    def train(self):
+        """Sets up and fits; returns the model, the data, the evaluation images
+        at the view size, and the history."""
+        config = self.config
+        if self.run_dir.chief:
+            mode = self.run_dir.check(config)
+        else:
+            # The chief checks (and may create) the folder; the others only
+            # read the checkpoints it wrote.
+            mode = "resume" if config.resume else "new"
+        keras.utils.set_random_seed(config.seed)
+        if config.mixed_precision:
+            keras.config.set_dtype_policy(precision_policy(config.mixed_precision))
+        with usage_errors():
+            data = load_data(config)
+            dataset = self.training_dataset(data)
+        steps_per_epoch = len(data.x_train) // config.batch_size
+        shape = self.image_shape(data)
+        self.log(
+            f"backend {keras.backend.backend()}: {len(data.x_train)} training and "
+            f"{len(data.x_test)} held-out images of shape {shape}, "
+            f"{steps_per_epoch} steps per epoch"
+        )
+        images = (
+            resize(data.x_train, config.image_size),
+            resize(data.x_test, config.image_size),
+        )
+        with usage_errors():
+            model = build_model(config, shape, steps_per_epoch)
+        try:
+            self.run_dir.open(config, mode)
+        except OSError as error:
+            raise UsageError(f"output_dir: {error}", field="output_dir") from None
+        history = self.fit(
+            model, dataset, mode, (images[0], data.y_train), (images[1], data.y_test)
+        )
+        self.run_dir.save_model("model.keras", model)
+        self.run_dir.save_model("encoder.keras", model.encoder)
+        self.plot(history)
+        return model, data, images, history
+
+    def image_shape(self, data):
+        return (self.config.image_size, self.config.image_size, data.x_train.shape[-1])
 
     def training_dataset(self, data):
         config = self.config
@@ -270,9 +282,6 @@ class Job:
                 (train_data[0][:monitor_size], train_data[1][:monitor_size]),
                 test_data,
                 every=config.eval_every,
-                feature_fn=lambda images: keras.ops.cast(
-                    model.encoder(images, training=False), "float32"
-                ),
             ),
             keras.callbacks.TensorBoard(self.run_dir.join("logs"))
             if self.run_dir.chief
@@ -303,8 +312,8 @@ class Job:
         self.run_dir.save_figure("loss_curves.png", figure, dpi=110)
         plt.close(figure)
 
-    def evaluate(self, model, data, train_images, test_images, shape):
-        config = self.config
+    def evaluate(self, model, data, train_images, test_images):
+        config, shape = self.config, self.image_shape(data)
         few, notes = evaluate_lib.evaluation_plan(
             data.y_train, data.y_test, config.seed
         )
@@ -343,10 +352,10 @@ class Job:
         self.run_dir.write_text("results.txt", table + "\n")
         return results, notes
 
-    def explain(self, model, data, test_images, shape):
+    def explain(self, model, data, test_images):
         from keras_imsvd import explain
 
-        config = self.config
+        config, shape = self.config, self.image_shape(data)
         self.log("writing explainability figures and explain.json")
         keras.utils.set_random_seed(config.seed + 1)
         untrained = IMSVDModel(
