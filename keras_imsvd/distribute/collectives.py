@@ -21,28 +21,10 @@ TensorFlow's optimizer sums them, so `scale_loss_for_replicas` divides the loss
 by the replica count; on PyTorch, `SynchronizeReplicas` averages them.
 """
 
-import warnings
-
 import keras
 
-# Set by `SynchronizeReplicas` while it averages PyTorch gradients.
-_TORCH_GRADIENT_SYNC = {"active": 0, "warned": False}
-_TORCH_GATHER = {}
-
-
-def _jax_distribution():
-    """The `keras.distribution` in force on JAX, or `None`."""
-    if keras.backend.backend() != "jax":
-        return None
-    return keras.distribution.distribution()
-
-
-def _torch_world_size():
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
+from keras_imsvd.distribute import _jax
+from keras_imsvd.distribute import _torch
 
 
 def num_replicas():
@@ -62,14 +44,13 @@ def num_replicas():
             return 1
         return context.num_replicas_in_sync
     if backend == "torch":
-        return _torch_world_size()
+        return _torch.world_size()
     return 1
 
 
 def _jax_layout(x, axes):
     """Constrains the layout of `x` on the mesh of the JAX distribution."""
-    distribution = _jax_distribution()
-    layout = keras.distribution.TensorLayout(axes, distribution.device_mesh)
+    layout = keras.distribution.TensorLayout(axes, _jax.distribution().device_mesh)
     return keras.distribution.distribute_tensor(x, layout)
 
 
@@ -80,89 +61,6 @@ def _tf_all_gather(x):
     # The gather loses the static shape; the per-replica batch sizes may differ,
     # the other axes do not.
     return tf.ensure_shape(gathered, [None] + list(x.shape[1:]))
-
-
-def _torch_collective_error(error):
-    return RuntimeError(
-        "keras_imsvd: a collective over the "
-        f"{_torch_world_size()} torch.distributed processes failed; another "
-        "process has probably stopped (see its log)."
-    )
-
-
-def _torch_gather_function():
-    """An autograd all-gather along axis 0 (built on first use: torch is lazy)."""
-    import torch
-    import torch.distributed as dist
-
-    # Renamed in torch 2.13; the old names remain, deprecated.
-    all_gather_single = getattr(dist, "all_gather_single", None) or (
-        dist.all_gather_into_tensor
-    )
-    reduce_scatter_single = getattr(dist, "reduce_scatter_single", None) or (
-        dist.reduce_scatter_tensor
-    )
-
-    class AllGather(torch.autograd.Function):
-        """Forward: all-gather. Backward: the sum over processes of each slice.
-
-        `torch.distributed.nn.functional.all_gather` is deprecated, and its gloo
-        backward scrambles gradients that arrive with permuted strides, as the
-        joint matrix's matmul gives them (torch 2.13); this one makes them
-        contiguous.
-        """
-
-        @staticmethod
-        def forward(ctx, x):
-            x = x.contiguous()
-            world_size = dist.get_world_size()
-            gathered = x.new_empty((world_size * x.shape[0],) + tuple(x.shape[1:]))
-            try:
-                all_gather_single(gathered, x)
-            except RuntimeError as error:
-                raise _torch_collective_error(error) from error
-            ctx.rows = x.shape[0]
-            return gathered
-
-        @staticmethod
-        def backward(ctx, grad):
-            rows = ctx.rows
-            grad = grad.clone(memory_format=torch.contiguous_format)
-            try:
-                if not grad.is_cuda or "gloo" in str(dist.get_backend()):
-                    # gloo has no reduce-scatter.
-                    dist.all_reduce(grad)
-                    start = dist.get_rank() * rows
-                    return grad[start : start + rows]
-                local = grad.new_empty((rows,) + tuple(grad.shape[1:]))
-                reduce_scatter_single(local, grad)
-            except RuntimeError as error:
-                raise _torch_collective_error(error) from error
-            return local
-
-    return AllGather
-
-
-def _torch_all_gather(x):
-    import torch
-
-    if (
-        torch.is_grad_enabled()
-        and x.requires_grad
-        and not _TORCH_GRADIENT_SYNC["active"]
-        and not _TORCH_GRADIENT_SYNC["warned"]
-    ):
-        _TORCH_GRADIENT_SYNC["warned"] = True
-        warnings.warn(
-            "keras_imsvd: training under torch.distributed without gradient "
-            "averaging; every process would drift apart. Pass "
-            "`callbacks=[keras_imsvd.distribute.SynchronizeReplicas()]` to "
-            "`fit`.",
-            stacklevel=3,
-        )
-    if "function" not in _TORCH_GATHER:
-        _TORCH_GATHER["function"] = _torch_gather_function()
-    return _TORCH_GATHER["function"].apply(x)
 
 
 def all_gather(x):
@@ -182,7 +80,7 @@ def all_gather(x):
     """
     backend = keras.backend.backend()
     if backend == "jax":
-        if _jax_distribution() is None:
+        if _jax.distribution() is None:
             return x
         return _jax_layout(x, [None] * len(x.shape))
     if num_replicas() == 1:
@@ -190,7 +88,7 @@ def all_gather(x):
     if backend == "tensorflow":
         return _tf_all_gather(x)
     if backend == "torch":
-        return _torch_all_gather(x)
+        return _torch.all_gather(x)
     return x
 
 

@@ -17,30 +17,58 @@ with `shard_map` over the data-parallel mesh axis (`n` devices, `N` samples,
 The backward pass mirrors it: a reduce-scatter of `N x D` and an all-to-all.
 No device forms, or communicates, the whole `D x D` matrix, and no matmul is
 repeated: each device does `1/n` of the work.
+
+The formulas are those of `keras_imsvd.losses`: its term functions take a
+`BatchCollectives`, and this module supplies one made of `jax.lax` collectives
+(`psum`, `all_gather`, `all_to_all`) that runs the terms under `shard_map`.
 """
 
 import keras
 
-from keras_imsvd.distribute.collectives import _jax_distribution
+from keras_imsvd.distribute import _jax
 from keras_imsvd.distribute.collectives import all_gather
-from keras_imsvd.losses.joint_cross_entropy import _LOG_FLOOR
-from keras_imsvd.losses.joint_cross_entropy import _check_codes
-from keras_imsvd.losses.joint_cross_entropy import _check_weight
+from keras_imsvd.losses.batch_collectives import BatchCollectives
 from keras_imsvd.losses.joint_cross_entropy import joint_cross_entropy
 
 
-def _jax_shard_map():
-    import jax
+class _RowBlocks(BatchCollectives):
+    """The collectives of the loss terms inside `shard_map` over a mesh axis."""
 
-    shard_map = getattr(jax, "shard_map", None)
-    if shard_map is None:  # jax < 0.6
-        from jax.experimental.shard_map import shard_map
-    return shard_map
+    def __init__(self, mesh, axis):
+        self.mesh = mesh
+        self.axis = axis
+        self.devices = mesh.shape[axis]
+
+    def num_samples(self, p):
+        return p.shape[0] * self.devices
+
+    def sum(self, x):
+        import jax
+
+        return jax.lax.psum(x, self.axis)
+
+    def all_gather(self, x):
+        import jax
+
+        return jax.lax.all_gather(x, self.axis, tiled=True)
+
+    def all_to_all(self, x):
+        import jax
+
+        return jax.lax.all_to_all(x, self.axis, 1, 0, tiled=True)
+
+    def run(self, fn, p1, p2):
+        from jax.sharding import PartitionSpec
+
+        batch = PartitionSpec(self.axis)
+        return _jax.shard_map()(
+            fn, mesh=self.mesh, in_specs=(batch, batch), out_specs=PartitionSpec()
+        )(p1, p2)
 
 
-def _jax_row_block_plan(p1):
-    """`(mesh, axis)` for the sharded loss, or `None` to gather the codes."""
-    distribution = _jax_distribution()
+def _jax_row_blocks(p1):
+    """The `_RowBlocks` of the JAX distribution, or `None` to gather the codes."""
+    distribution = _jax.distribution()
     if distribution is None or len(p1.shape) != 3 or None in tuple(p1.shape):
         return None
     axis = distribution.batch_dim_name
@@ -52,60 +80,7 @@ def _jax_row_block_plan(p1):
     batch_size, num_variables, bin_size = p1.shape
     if devices == 1 or batch_size % devices or (num_variables * bin_size) % devices:
         return None
-    return mesh, axis
-
-
-def _jax_row_blocks(p1, p2, weights, mesh, axis):
-    import jax
-    import jax.numpy as jnp
-    from jax.sharding import PartitionSpec
-
-    batch_size, num_variables, bin_size = p1.shape
-    dim = num_variables * bin_size
-
-    def xlogx(x):
-        return x * jnp.log(jnp.maximum(x, _LOG_FLOOR))
-
-    def local(p1, p2):
-        # p1, p2: this device's (N / n, K, b).
-        agreement = jnp.sum(p1 * p2, axis=-1)  # (N / n, K)
-        log_agreement = jax.lax.psum(
-            jnp.sum(jnp.log(jnp.maximum(agreement, _LOG_FLOOR))), axis
-        )
-        invariance = -log_agreement / (batch_size * num_variables)
-        diagonal = jax.lax.psum(jnp.sum(p1 * p2, axis=0), axis) / batch_size  # (K, b)
-        diagonal_loss = jnp.sum(xlogx(diagonal)) / num_variables
-        if num_variables == 1:
-            return invariance, diagonal_loss, jnp.zeros((), p1.dtype)
-        blocks = jax.lax.psum(jnp.einsum("nkb,nkc->kbc", p1, p2), axis)  # (K, b, b)
-        flat1 = jnp.reshape(p1, (-1, dim))  # (N / n, D)
-        flat2 = jax.lax.all_gather(jnp.reshape(p2, (-1, dim)), axis, tiled=True)
-        # (N, D / n): every sample, this device's columns of view 1.
-        columns = jax.lax.all_to_all(flat1, axis, 1, 0, tiled=True)
-        rows = jnp.matmul(columns.T, flat2) / batch_size  # (D / n, D)
-        total = jax.lax.psum(jnp.sum(xlogx(rows)), axis)
-        off = total - jnp.sum(xlogx(blocks / batch_size))
-        return invariance, diagonal_loss, off / (num_variables * (num_variables - 1))
-
-    batch = PartitionSpec(axis)
-    scalar = PartitionSpec()
-    invariance, diagonal, off = _jax_shard_map()(
-        local,
-        mesh=mesh,
-        in_specs=(batch, batch),
-        out_specs=(scalar, scalar, scalar),
-    )(p1, p2)
-    terms = {
-        "invariance_loss": invariance,
-        "diagonal_loss": diagonal,
-        "off_diagonal_loss": off,
-    }
-    total = (
-        weights["invariance_weight"] * invariance
-        + weights["diagonal_weight"] * diagonal
-        + weights["off_diagonal_weight"] * off
-    )
-    return total, terms
+    return _RowBlocks(mesh, axis)
 
 
 def global_joint_cross_entropy(
@@ -154,12 +129,7 @@ def global_joint_cross_entropy(
         "diagonal_weight": diagonal_weight,
         "off_diagonal_weight": off_diagonal_weight,
     }
-    plan = _jax_row_block_plan(p1) if hasattr(p1, "shape") else None
-    if plan is None:
+    row_blocks = _jax_row_blocks(p1) if hasattr(p1, "shape") else None
+    if row_blocks is None:
         return joint_cross_entropy(all_gather(p1), all_gather(p2), **weights)
-    _check_codes(p1, p2)
-    for name, value in weights.items():
-        _check_weight(name, value)
-    p1 = keras.ops.cast(p1, "float32")
-    p2 = keras.ops.cast(p2, "float32")
-    return _jax_row_blocks(p1, p2, weights, *plan)
+    return joint_cross_entropy(p1, p2, **weights, collectives=row_blocks)

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_imsvd.distribute import collectives
+from keras_imsvd.distribute import _torch
 
 
 @keras.saving.register_keras_serializable(package="keras_imsvd")
@@ -57,9 +57,7 @@ class SynchronizeReplicas(keras.callbacks.Callback):
         self._handles = []
 
     def _active(self):
-        return (
-            keras.backend.backend() == "torch" and collectives._torch_world_size() > 1
-        )
+        return keras.backend.backend() == "torch" and _torch.world_size() > 1
 
     def on_train_begin(self, logs=None):
         if not self._active():
@@ -75,28 +73,28 @@ class SynchronizeReplicas(keras.callbacks.Callback):
             for variable in variables:
                 dist.broadcast(variable.value.data, src=0)
         except RuntimeError as error:
-            raise collectives._torch_collective_error(error) from error
-        world_size = collectives._torch_world_size()
+            raise _torch.collective_error(error) from error
+        world_size = _torch.world_size()
 
         def average(parameter):
             try:
                 dist.all_reduce(parameter.grad)
             except RuntimeError as error:
-                raise collectives._torch_collective_error(error) from error
+                raise _torch.collective_error(error) from error
             parameter.grad.div_(world_size)
 
         for variable in self.model.trainable_variables:
             self._handles.append(
                 variable.value.register_post_accumulate_grad_hook(average)
             )
-        collectives._TORCH_GRADIENT_SYNC["active"] += 1
+        _torch.start_gradient_averaging()
 
     def on_epoch_end(self, epoch, logs=None):
         if not (self._active() and self.average_moving_statistics):
             return
         import torch.distributed as dist
 
-        world_size = collectives._torch_world_size()
+        world_size = _torch.world_size()
         try:
             for variable in self.model.non_trainable_weights:
                 if "float" in keras.backend.standardize_dtype(variable.dtype):
@@ -104,7 +102,7 @@ class SynchronizeReplicas(keras.callbacks.Callback):
                     dist.all_reduce(value)
                     value.div_(world_size)
         except RuntimeError as error:
-            raise collectives._torch_collective_error(error) from error
+            raise _torch.collective_error(error) from error
 
     def on_train_end(self, logs=None):
         if not self._handles:
@@ -112,7 +110,7 @@ class SynchronizeReplicas(keras.callbacks.Callback):
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        collectives._TORCH_GRADIENT_SYNC["active"] -= 1
+        _torch.stop_gradient_averaging()
 
     def get_config(self):
         return {"average_moving_statistics": self.average_moving_statistics}

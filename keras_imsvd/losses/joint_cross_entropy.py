@@ -1,9 +1,10 @@
 """The IMSVD joint cross-entropy loss, as a pure `keras.ops` function."""
 
-import math
-
-import keras
 from keras import ops
+
+from keras_imsvd.losses._checks import check_codes
+from keras_imsvd.losses._checks import check_weight
+from keras_imsvd.losses.batch_collectives import BatchCollectives
 
 # Floor inside logarithms. Soft codes are clamped at `epsilon` (1e-8 by default),
 # so every probability the loss takes a log of is at least 1e-16 and this floor is
@@ -11,41 +12,10 @@ from keras import ops
 # zeros finite (0 * log(floor) == 0, so zero entries drop out of P log P).
 _LOG_FLOOR = 1e-30
 
+# The name `models/imsvd_model.py` imports; `_checks.check_weight` is the check.
+_check_weight = check_weight
 
-def _check_codes(p1, p2):
-    for name, p in (("p1", p1), ("p2", p2)):
-        dtype = keras.backend.standardize_dtype(getattr(p, "dtype", None) or "none")
-        if "float" not in dtype:
-            raise TypeError(
-                f"`{name}` must be a floating tensor of soft codes. "
-                f"Received: {name}.dtype={dtype}"
-            )
-        if len(p.shape) != 3:
-            raise ValueError(
-                f"`{name}` must have shape (batch_size, num_variables, bin_size). "
-                f"Received: {name}.shape={tuple(p.shape)}"
-            )
-    if tuple(p1.shape) != tuple(p2.shape):
-        raise ValueError(
-            "Both views must have the same shape. "
-            f"Received: p1.shape={tuple(p1.shape)}, p2.shape={tuple(p2.shape)}"
-        )
-    batch_size = p1.shape[0]
-    if batch_size is not None and batch_size < 2:
-        raise ValueError(
-            "A joint distribution cannot be estimated from a single sample: the "
-            "batch must hold at least 2 samples (use `drop_remainder=True` when "
-            f"batching). Received: batch_size={batch_size}"
-        )
-
-
-def _check_weight(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(
-            f"`{name}` must be a finite number >= 0. Received: {name}={value}"
-        )
+_ONE_REPLICA = BatchCollectives()
 
 
 def _xlogx(x):
@@ -56,39 +26,96 @@ def _xlogx(x):
     return x * ops.log(x + _LOG_FLOOR)
 
 
-def invariance_term(p1, p2):
-    """`L_inv = -(1/(N K)) sum_n sum_k log(sum_j p1[n,k,j] p2[n,k,j])`."""
-    agreement = ops.sum(p1 * p2, axis=-1)  # (N, K)
-    return -ops.mean(ops.log(ops.maximum(agreement, _LOG_FLOOR)))
+def invariance_term(p1, p2, collectives=None):
+    """`L_inv = -(1/(N K)) sum_n sum_k log(sum_j p1[n,k,j] p2[n,k,j])`.
+
+    Args:
+        p1: Soft codes of view 1 `(n, K, b)`: the whole batch, or this
+            replica's rows of it.
+        p2: Soft codes of view 2, same shape.
+        collectives: A `BatchCollectives` that sums the statistic over the
+            replicas holding the batch. Defaults to `None`: the codes are the
+            whole batch.
+
+    Returns:
+        The scalar term, the same on every replica.
+    """
+    collectives = collectives or _ONE_REPLICA
+    num_samples, num_variables = collectives.num_samples(p1), p1.shape[1]
+    agreement = ops.sum(p1 * p2, axis=-1)  # (n, K)
+    log_agreement = ops.sum(ops.log(ops.maximum(agreement, _LOG_FLOOR)))
+    return -collectives.sum(log_agreement) / (num_samples * num_variables)
 
 
-def diagonal_term(p1, p2):
-    """`L_dia = (1/K) sum_i P_ii log P_ii`, from the D diagonal entries only."""
-    num_variables = p1.shape[1]
-    diagonal = ops.mean(p1 * p2, axis=0)  # (K, b): P_ii for i = (k, j)
+def diagonal_term(p1, p2, collectives=None):
+    """`L_dia = (1/K) sum_i P_ii log P_ii`, from the D diagonal entries only.
+
+    Args:
+        p1: Soft codes of view 1 `(n, K, b)`: the whole batch, or this
+            replica's rows of it.
+        p2: Soft codes of view 2, same shape.
+        collectives: A `BatchCollectives` that sums the diagonal over the
+            replicas holding the batch. Defaults to `None`: the codes are the
+            whole batch.
+
+    Returns:
+        The scalar term, the same on every replica.
+    """
+    collectives = collectives or _ONE_REPLICA
+    num_samples, num_variables = collectives.num_samples(p1), p1.shape[1]
+    # (K, b): P_ii for i = (k, j).
+    diagonal = collectives.sum(ops.sum(p1 * p2, axis=0)) / num_samples
     return ops.sum(_xlogx(diagonal)) / num_variables
 
 
-def off_diagonal_term(p1, p2):
+def off_diagonal_term(p1, p2, collectives=None):
     """`L_off = 1/(K (K-1)) sum_{k != l} sum_ij P^(k,l)_ij log P^(k,l)_ij`.
 
     Computed as the `P log P` sum over the whole matrix minus the sum over the K
-    diagonal blocks, so no off-block entry is ever copied out of P. With K = 1
-    there is no pair of distinct variables and the term is 0.
+    diagonal blocks, so no off-block entry is ever copied out of P. Over several
+    replicas, each forms only its block of rows of P, `(D / r, D)`, from every
+    sample, and the sums are summed. With K = 1 there is no pair of distinct
+    variables and the term is 0.
+
+    Args:
+        p1: Soft codes of view 1 `(n, K, b)`: the whole batch, or this
+            replica's rows of it.
+        p2: Soft codes of view 2, same shape.
+        collectives: A `BatchCollectives` that gathers the codes and sums the
+            statistics over the replicas holding the batch. Defaults to
+            `None`: the codes are the whole batch.
+
+    Returns:
+        The scalar term, the same on every replica.
     """
-    batch_size, num_variables, bin_size = p1.shape[0], p1.shape[1], p1.shape[2]
+    num_variables, bin_size = p1.shape[1], p1.shape[2]
     if num_variables == 1:
         return ops.zeros((), dtype=p1.dtype)
-    n = ops.cast(ops.shape(p1)[0] if batch_size is None else batch_size, p1.dtype)
+    collectives = collectives or _ONE_REPLICA
+    num_samples = collectives.num_samples(p1)
     dim = num_variables * bin_size
-    flat1 = ops.reshape(p1, (-1, dim))  # (N, D)
-    flat2 = ops.reshape(p2, (-1, dim))  # (N, D)
-    # 1/N scales the (N, D) codes, not the (D, D) product: D / N times fewer
+    # 1/N scales the (n, D) codes, not the product: D / N times fewer
     # multiplications, forward and backward.
-    joint = ops.matmul(ops.transpose(flat1 / n), flat2)  # (D, D)
-    diagonal_blocks = ops.einsum("nkb,nkc->kbc", p1, p2) / n  # (K, b, b)
-    total = ops.sum(_xlogx(joint)) - ops.sum(_xlogx(diagonal_blocks))
+    flat1 = ops.reshape(p1, (-1, dim)) / num_samples  # (n, D)
+    flat2 = ops.reshape(p2, (-1, dim))  # (n, D)
+    columns = collectives.all_to_all(flat1)  # (N, D / r)
+    rows = collectives.all_gather(flat2)  # (N, D)
+    joint = ops.matmul(ops.transpose(columns), rows)  # (D / r, D): rows of P
+    blocks = collectives.sum(ops.einsum("nkb,nkc->kbc", p1, p2)) / num_samples
+    # blocks: (K, b, b), the diagonal blocks of P.
+    total = collectives.sum(ops.sum(_xlogx(joint))) - ops.sum(_xlogx(blocks))
     return total / (num_variables * (num_variables - 1))
+
+
+def _loss_terms(collectives):
+    def terms(p1, p2):
+        return {
+            "invariance_loss": invariance_term(p1, p2, collectives),
+            "diagonal_loss": diagonal_term(p1, p2, collectives),
+            "off_diagonal_loss": off_diagonal_term(p1, p2, collectives),
+        }
+
+    return terms
 
 
 def joint_cross_entropy(
@@ -97,6 +124,7 @@ def joint_cross_entropy(
     invariance_weight=1.0,
     diagonal_weight=1.0,
     off_diagonal_weight=1.0,
+    collectives=None,
 ):
     """Joint cross-entropy loss of IMSVD, from the soft codes of two views.
 
@@ -130,6 +158,10 @@ def joint_cross_entropy(
         invariance_weight: Weight of `L_inv`, `>= 0`. Defaults to `1.0`.
         diagonal_weight: Weight of `L_dia`, `>= 0`. Defaults to `1.0`.
         off_diagonal_weight: Weight of `L_off`, `>= 0`. Defaults to `1.0`.
+        collectives: A `BatchCollectives` for codes split over replicas: its
+            `run` hands each replica its rows, and the term functions combine
+            their statistics through it. Defaults to `None`: the codes are
+            the whole batch, on one replica.
 
     Returns:
         A tuple `(total, terms)`: the float32 scalar loss and a dict with the
@@ -158,20 +190,17 @@ def joint_cross_entropy(
     """
     p1 = p1 if hasattr(p1, "dtype") else ops.convert_to_tensor(p1)
     p2 = p2 if hasattr(p2, "dtype") else ops.convert_to_tensor(p2)
-    _check_codes(p1, p2)
+    check_codes(p1, p2)
     for name, value in (
         ("invariance_weight", invariance_weight),
         ("diagonal_weight", diagonal_weight),
         ("off_diagonal_weight", off_diagonal_weight),
     ):
-        _check_weight(name, value)
+        check_weight(name, value)
     p1 = ops.cast(p1, "float32")
     p2 = ops.cast(p2, "float32")
-    terms = {
-        "invariance_loss": invariance_term(p1, p2),
-        "diagonal_loss": diagonal_term(p1, p2),
-        "off_diagonal_loss": off_diagonal_term(p1, p2),
-    }
+    collectives = collectives or _ONE_REPLICA
+    terms = collectives.run(_loss_terms(collectives), p1, p2)
     total = (
         invariance_weight * terms["invariance_loss"]
         + diagonal_weight * terms["diagonal_loss"]

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_imsvd.losses.joint_cross_entropy import _check_weight
+from keras_imsvd.losses._checks import check_weight
 from keras_imsvd.losses.joint_cross_entropy import joint_cross_entropy
 
 
@@ -54,9 +54,9 @@ class JointCrossEntropy(keras.losses.Loss):
     ):
         kwargs.setdefault("dtype", "float32")
         super().__init__(name=name, **kwargs)
-        _check_weight("invariance_weight", invariance_weight)
-        _check_weight("diagonal_weight", diagonal_weight)
-        _check_weight("off_diagonal_weight", off_diagonal_weight)
+        check_weight("invariance_weight", invariance_weight)
+        check_weight("diagonal_weight", diagonal_weight)
+        check_weight("off_diagonal_weight", off_diagonal_weight)
         self.invariance_weight = invariance_weight
         self.diagonal_weight = diagonal_weight
         self.off_diagonal_weight = off_diagonal_weight
