@@ -1,11 +1,11 @@
 """Random crop of random area and aspect ratio, resized to a fixed size."""
 
 import math
-import numbers
 
 import keras
 
 from keras_imsvd._keras_compat import seed_generator
+from keras_imsvd._validation import check_positive_int
 from keras_imsvd.augment._image_layer import ImageLayer
 from keras_imsvd.augment._image_layer import check_range
 
@@ -99,22 +99,13 @@ class RandomResizedCrop(ImageLayer):
         **kwargs,
     ):
         super().__init__(data_format=data_format, **kwargs)
-        for name, value in (("height", height), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise TypeError(
-                    f"{name} must be a positive int. Received: {name}={value!r}"
-                )
-            if value <= 0:
-                raise ValueError(
-                    f"{name} must be a positive int. Received: {name}={value}"
-                )
         if interpolation not in ("bilinear", "nearest"):
             raise ValueError(
                 "interpolation must be 'bilinear' or 'nearest'. "
                 f"Received: interpolation={interpolation!r}"
             )
-        self.height = int(height)
-        self.width = int(width)
+        self.height = check_positive_int("height", height)
+        self.width = check_positive_int("width", width)
         self.scale = check_range("scale", scale, upper=1.0, positive=True)
         self.ratio = check_range("ratio", ratio, positive=True)
         self.interpolation = interpolation

@@ -12,6 +12,8 @@ layers runs on every backend.
 
 import keras
 
+from keras_imsvd._validation import VIEW_KEYS
+from keras_imsvd._validation import check_positive_int
 from keras_imsvd.augment.color_jitter import ColorJitter
 from keras_imsvd.augment.flip_grayscale import RandomGrayscale
 from keras_imsvd.augment.gaussian_blur import GaussianBlur
@@ -22,17 +24,6 @@ from keras_imsvd.augment.solarize import Solarize
 
 # Offset between the seeds of the two views of a preset.
 _VIEW_SEED_OFFSET = 1000
-
-
-def _check_image_size(image_size):
-    if isinstance(image_size, bool) or not isinstance(image_size, int):
-        raise TypeError(
-            f"image_size must be a positive int. Received: image_size={image_size!r}"
-        )
-    if image_size <= 0:
-        raise ValueError(
-            f"image_size must be a positive int. Received: image_size={image_size}"
-        )
 
 
 def _seeds(seed, view):
@@ -89,7 +80,7 @@ def cifar_views(
     >>> tuple(view_1(images).shape)
     (4, 32, 32, 3)
     """
-    _check_image_size(image_size)
+    check_positive_int("image_size", image_size)
     views = []
     for view in (1, 2):
         seeds = _seeds(seed, view)
@@ -128,7 +119,7 @@ def imagenet_views(
     >>> tuple(view_2(images).shape)
     (2, 64, 64, 3)
     """
-    _check_image_size(image_size)
+    check_positive_int("image_size", image_size)
     kernel_size = default_kernel_size(image_size)
     views = []
     for view, blur_rate, solarize_rate in ((1, 1.0, 0.0), (2, 0.1, 0.2)):
@@ -172,7 +163,7 @@ def digits_views(
     >>> tuple(view_1(x[:4]).shape)
     (4, 16, 16, 1)
     """
-    _check_image_size(image_size)
+    check_positive_int("image_size", image_size)
     views = []
     for view in (1, 2):
         seeds = _seeds(seed, view)
@@ -250,11 +241,7 @@ def apply_views(images, views, training=True):
     >>> sorted(keras_imsvd.augment.apply_views(images, views))
     ['view_1', 'view_2']
     """
-    view_1, view_2 = views
-    return {
-        "view_1": _call(view_1, images, training),
-        "view_2": _call(view_2, images, training),
-    }
+    return {key: _call(view, images, training) for key, view in zip(VIEW_KEYS, views)}
 
 
 def _call(view, images, training):

@@ -1,38 +1,10 @@
-"""Private helpers shared by the loaders: validation, value range, resizing."""
+"""Private helpers shared by the loaders: array checks, value range, resizing."""
 
 import functools
-import numbers
 
 import numpy as np
 
 from keras_imsvd.data._lazy import tf
-
-
-def check_image_size(image_size, allow_none=True):
-    """Returns `(height, width)` from an int or a pair (or `None`)."""
-    if image_size is None and allow_none:
-        return None
-    if isinstance(image_size, numbers.Integral) and not isinstance(image_size, bool):
-        size = (int(image_size), int(image_size))
-    elif (
-        isinstance(image_size, (tuple, list))
-        and len(image_size) == 2
-        and all(
-            isinstance(s, numbers.Integral) and not isinstance(s, bool)
-            for s in image_size
-        )
-    ):
-        size = (int(image_size[0]), int(image_size[1]))
-    else:
-        raise TypeError(
-            "image_size must be an int or a pair of ints (height, width). "
-            f"Received: image_size={image_size!r}"
-        )
-    if min(size) <= 0:
-        raise ValueError(
-            f"image_size must be positive. Received: image_size={image_size!r}"
-        )
-    return size
 
 
 def as_image_arrays(images, labels=None):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from keras_imsvd.data._images import check_image_size
+from keras_imsvd._validation import check_image_size
 from keras_imsvd.data._images import resize
 from keras_imsvd.data.split import _split_arrays
 

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from keras_imsvd.data._images import check_image_size
+from keras_imsvd._validation import check_image_size
+from keras_imsvd._validation import check_positive_int
 from keras_imsvd.data._images import resize
 from keras_imsvd.data._images import to_unit_float
 from keras_imsvd.data._lazy import tf
@@ -40,14 +41,7 @@ def evaluation_dataset(
     >>> [int(x.shape[0]) for x, y in ds]
     [100, 100, 100, 97]
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-        raise TypeError(
-            f"batch_size must be a positive int. Received: batch_size={batch_size!r}"
-        )
-    if batch_size < 1:
-        raise ValueError(
-            f"batch_size must be a positive int. Received: batch_size={batch_size}"
-        )
+    batch_size = check_positive_int("batch_size", batch_size)
     size = check_image_size(image_size)
     resolved = _labelled_source(source, size, split, data_dir)
     if resolved.kind == "arrays":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_imsvd.data._images import check_image_size
+from keras_imsvd._validation import check_image_size
 from keras_imsvd.data._images import resize
 from keras_imsvd.data._lazy import tf
 from keras_imsvd.data.paths import default_cache_dir

@@ -1,12 +1,11 @@
 """The two-view `tf.data` pipeline that `IMSVDModel.fit` reads."""
 
-import numbers
-
 import keras
 
+from keras_imsvd._validation import check_image_size
+from keras_imsvd._validation import check_positive_int
 from keras_imsvd.augment.views import apply_views
 from keras_imsvd.augment.views import default_views
-from keras_imsvd.data._images import check_image_size
 from keras_imsvd.data._images import resize
 from keras_imsvd.data._images import to_unit_float
 from keras_imsvd.data._lazy import tf
@@ -95,8 +94,8 @@ def multiview_dataset(
     >>> tuple(batch["view_1"].shape)
     (128, 16, 16, 1)
     """
-    _check_int("batch_size", batch_size)
-    _check_int("shuffle_buffer", shuffle_buffer)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("shuffle_buffer", shuffle_buffer)
     size = check_image_size(image_size)
     # With a cache, decoded images are shuffled by the buffer, not the files.
     resolved = resolve_source(
@@ -186,10 +185,3 @@ def _resolve_views(views, image_shape, seed):
                 f"backend. Received: a view of type {type(view).__name__}"
             )
     return views
-
-
-def _check_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int. Received: {name}={value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int. Received: {name}={value}")

@@ -1,6 +1,6 @@
 """TensorFlow Datasets images as `(image, label)` pairs."""
 
-from keras_imsvd.data._images import check_image_size
+from keras_imsvd._validation import check_image_size
 from keras_imsvd.data._images import resize
 from keras_imsvd.data._lazy import tf
 

@@ -4,6 +4,8 @@ import numbers
 
 import numpy as np
 
+from keras_imsvd._validation import check_positive_int
+
 
 def check_features(name, features):
     """Returns `features` as a finite 2-D floating NumPy array."""
@@ -87,13 +89,6 @@ def check_num_classes(num_classes, *label_arrays):
             f"Received: num_classes={num_classes}, largest label={largest}"
         )
     return int(num_classes)
-
-
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer. Received: {name}={value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1. Received: {name}={value}")
 
 
 def check_positive_number(name, value):

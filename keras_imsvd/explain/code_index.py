@@ -2,18 +2,11 @@
 
 import numpy as np
 
+from keras_imsvd._validation import check_positive_int
 from keras_imsvd.explain._codes import check_hard_codes
 from keras_imsvd.explain._codes import to_numpy
 
 _VOTES = ("similarity", "majority")
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be an integer. Received: {name}={value!r}")
-    if value < 1:
-        raise ValueError(f"`{name}` must be at least 1. Received: {name}={value}")
-    return int(value)
 
 
 def bits_per_image(num_variables: int, bin_size: int) -> int:
@@ -33,8 +26,8 @@ def bits_per_image(num_variables: int, bin_size: int) -> int:
     >>> explain.bits_per_image(102, 80)
     714
     """
-    num_variables = _check_positive_int("num_variables", num_variables)
-    bin_size = _check_positive_int("bin_size", bin_size)
+    num_variables = check_positive_int("num_variables", num_variables)
+    bin_size = check_positive_int("bin_size", bin_size)
     if bin_size < 2:
         raise ValueError(
             f"`bin_size` must be at least 2. Received: bin_size={bin_size}"
@@ -210,9 +203,9 @@ class CodeIndex:
             positions in the index (the lower one first among equals).
         """
         codes = self._check_queries(codes)
-        k = _check_positive_int("k", k)
-        batch_size = _check_positive_int("batch_size", batch_size)
-        database_batch_size = _check_positive_int(
+        k = check_positive_int("k", k)
+        batch_size = check_positive_int("batch_size", batch_size)
+        database_batch_size = check_positive_int(
             "database_batch_size", database_batch_size
         )
         total = len(self.codes)

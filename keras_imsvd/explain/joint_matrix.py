@@ -4,11 +4,12 @@ import itertools
 
 import numpy as np
 
+from keras_imsvd._validation import check_positive_int
+from keras_imsvd._validation import views_of_dict
 from keras_imsvd.explain._codes import check_soft_codes
 from keras_imsvd.explain._codes import check_variables
 from keras_imsvd.explain._codes import to_numpy
 
-_VIEW_KEYS = ("view_1", "view_2")
 # Rows of P updated per matrix product: bounds the temporary to 1024 x D.
 _ROWS_PER_PRODUCT = 1024
 
@@ -119,13 +120,7 @@ def joint_probability_matrix_from_codes(p1, p2, variables=None):
 def _views_of(element):
     """The two views of one dataset element, in the formats `fit` accepts."""
     if isinstance(element, dict):
-        missing = [key for key in _VIEW_KEYS if key not in element]
-        if missing:
-            raise ValueError(
-                "Each batch must hold two views under the keys 'view_1' and "
-                f"'view_2'. Received: keys={sorted(element)}"
-            )
-        return element["view_1"], element["view_2"]
+        return tuple(views_of_dict(element))
     if isinstance(element, (list, tuple)):
         if len(element) == 1:  # ((x1, x2),)
             return _views_of(element[0])
@@ -214,22 +209,10 @@ def joint_probability_matrix(model, data, variables=None, batch_size=256, steps=
             "`model` must be a Keras model from images to soft codes, or None when "
             f"`data` holds soft codes. Received: model={model!r}"
         )
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or batch_size < 1
-    ):
-        raise ValueError(
-            "`batch_size` must be a positive integer. "
-            f"Received: batch_size={batch_size!r}"
-        )
+    batch_size = check_positive_int("batch_size", batch_size)
     batches = _batches(data, batch_size)
     if steps is not None:
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(
-                f"`steps` must be a positive integer or None. Received: steps={steps!r}"
-            )
-        batches = itertools.islice(batches, steps)
+        batches = itertools.islice(batches, check_positive_int("steps", steps))
     accumulator = JointMatrixAccumulator(variables=variables)
     for first, second in batches:
         if model is not None:

@@ -4,12 +4,7 @@ import numbers
 
 import keras
 
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer. Received: {name}={value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1. Received: {name}={value}")
+from keras_imsvd._validation import check_positive_int
 
 
 def published_schedule(
@@ -81,9 +76,9 @@ def published_schedule(
             "base_learning_rate must be a number > 0. "
             f"Received: base_learning_rate={base_learning_rate!r}"
         )
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("steps_per_epoch", steps_per_epoch)
-    _check_positive_int("epochs", epochs)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("steps_per_epoch", steps_per_epoch)
+    check_positive_int("epochs", epochs)
     if (
         isinstance(warmup_epochs, bool)
         or not isinstance(warmup_epochs, numbers.Real)
