@@ -22,7 +22,6 @@ from keras_imsvd.data.image_folder import load_image_folder
 from keras_imsvd.data.image_folder import read_image_folder
 from keras_imsvd.data.multiview_dataset import multiview_dataset
 from keras_imsvd.data.paths import default_cache_dir
-from keras_imsvd.data.paths import find_shared_dir
 from keras_imsvd.data.split import train_validation_split
 from keras_imsvd.data.tfds import tfds_dataset
 
@@ -34,7 +33,6 @@ __all__ = [
     "evaluation_dataset",
     "extract_cifar10_archive",
     "find_cifar10_archive",
-    "find_shared_dir",
     "image_folder_dataset",
     "list_image_folder",
     "load_cifar10_folder",

@@ -11,8 +11,8 @@ import numpy as np
 from keras_imsvd.data.image_folder import _check_dtype
 from keras_imsvd.data.image_folder import load_image_folder
 from keras_imsvd.data.paths import SHARED_ENV
+from keras_imsvd.data.paths import _find_shared_dir
 from keras_imsvd.data.paths import default_cache_dir
-from keras_imsvd.data.paths import find_shared_dir
 
 CIFAR10_ARCHIVE = "cifar10_train_jpeg.tar.gz"
 CIFAR10_CLASS_NAMES = (
@@ -35,8 +35,8 @@ def find_cifar10_archive(shared_dir=None) -> Path:
     """Locates `datasets/cifar10/cifar10_train_jpeg.tar.gz` in the shared folder.
 
     Args:
-        shared_dir: str, `Path` or `None` for `find_shared_dir()` (the
-            `KERAS_IMSVD_SHARED` variable, else `../shared` beside the
+        shared_dir: str, `Path` or `None` for the shared folder of a checkout
+            (the `KERAS_IMSVD_SHARED` variable, else `../shared` beside the
             repository). Defaults to `None`.
 
     Returns:
@@ -47,7 +47,7 @@ def find_cifar10_archive(shared_dir=None) -> Path:
     >>> import keras_imsvd
     >>> archive = keras_imsvd.data.find_cifar10_archive()  # doctest: +SKIP
     """
-    shared = Path(shared_dir).expanduser() if shared_dir else find_shared_dir()
+    shared = Path(shared_dir).expanduser() if shared_dir else _find_shared_dir()
     archive = shared / "datasets" / "cifar10" / CIFAR10_ARCHIVE if shared else None
     if archive is None or not archive.is_file():
         raise FileNotFoundError(

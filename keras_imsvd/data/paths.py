@@ -1,4 +1,4 @@
-"""Where the shared data sets and the local cache live."""
+"""Where the local cache and, in a checkout, the shared data sets live."""
 
 import os
 from pathlib import Path
@@ -7,19 +7,11 @@ SHARED_ENV = "KERAS_IMSVD_SHARED"
 CACHE_ENV = "KERAS_IMSVD_CACHE"
 
 
-def find_shared_dir() -> Path | None:
-    """Finds the shared folder beside the repository (`../shared` from its root).
+def _find_shared_dir() -> Path | None:
+    """The shared data folder of a checkout (`../shared` from its root), or `None`.
 
     Looks at `$KERAS_IMSVD_SHARED` first, then `shared/` beside the folder that
     holds the `keras_imsvd` package, then `../shared` from the working directory.
-
-    Returns:
-        The folder as a `Path`, or `None` when none exists.
-
-    Example:
-
-    >>> import keras_imsvd
-    >>> shared = keras_imsvd.data.find_shared_dir()  # None where it is absent
     """
     if os.environ.get(SHARED_ENV):
         path = Path(os.environ[SHARED_ENV]).expanduser()

@@ -10,9 +10,9 @@ from PIL import Image
 from keras_imsvd.augment import RandomResizedCrop
 from keras_imsvd.data import extract_cifar10_archive
 from keras_imsvd.data import find_cifar10_archive
-from keras_imsvd.data import find_shared_dir
 from keras_imsvd.data import load_cifar10_folder
 from keras_imsvd.data import multiview_dataset
+from keras_imsvd.data.paths import _find_shared_dir
 
 # ../shared from the repository root, unless KERAS_IMSVD_SHARED says otherwise.
 SHARED = Path(
@@ -63,7 +63,7 @@ def test_missing_archive_says_where_it_looked(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="KERAS_IMSVD_SHARED"):
         find_cifar10_archive(shared_dir=tmp_path)
     monkeypatch.setenv("KERAS_IMSVD_SHARED", str(tmp_path))
-    assert find_shared_dir() == tmp_path
+    assert _find_shared_dir() == tmp_path
     with pytest.raises(FileNotFoundError, match="cifar10_train_jpeg.tar.gz"):
         find_cifar10_archive()
 
