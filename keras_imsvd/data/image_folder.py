@@ -23,7 +23,8 @@ def list_image_folder(path) -> tuple[list[str], np.ndarray, list[str]]:
 
     Class `i` is the `i`-th sub-folder in sorted order; images are found at any
     depth below it by extension (`.jpg`, `.jpeg`, `.png`, `.bmp`, `.gif`, any
-    case). Hidden entries are skipped.
+    case). Hidden entries, and entries that are not regular files (FIFOs,
+    sockets, devices, broken links), are skipped.
 
     Args:
         path: str or `Path`, the folder.
@@ -61,12 +62,9 @@ def list_image_folder(path) -> tuple[list[str], np.ndarray, list[str]]:
         )
     files, labels = [], []
     for label, class_dir in enumerate(class_dirs):
-        for root, dirnames, filenames in os.walk(class_dir):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for filename in sorted(filenames):
-                if _is_image(filename) and not filename.startswith("."):
-                    files.append(os.path.join(root, filename))
-                    labels.append(label)
+        class_files = _image_files(os.fspath(class_dir))
+        files.extend(class_files)
+        labels.extend([label] * len(class_files))
     if not files:
         raise ValueError(
             f"No image files ({', '.join(IMAGE_EXTENSIONS)}) in the class "
@@ -242,6 +240,29 @@ def read_image_folder(
 
 def _is_image(name):
     return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _image_files(folder):
+    """Image files at any depth below `folder`, sorted per folder, files first.
+
+    Only regular files (or links to them) are listed: reading a FIFO, socket or
+    device named like an image could block forever, out of reach of Ctrl-C.
+    Hidden entries and links to folders are skipped.
+    """
+    files, subfolders = [], []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                subfolders.append(entry.path)
+            # `is_file` is S_ISREG of the entry (of its target for a link).
+            elif _is_image(entry.name) and entry.is_file(follow_symlinks=True):
+                files.append(entry.path)
+    files.sort()
+    for subfolder in sorted(subfolders):
+        files.extend(_image_files(subfolder))
+    return files
 
 
 def _check_channels(channels):

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -44,6 +46,29 @@ def test_listing_finds_images_and_classes(folder):
     ]
     assert labels.tolist() == [0, 0, 0, 1, 1] and labels.dtype == np.int32
     assert class_names == ["cats", "dogs"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.timeout(120, method="thread")  # a FIFO read blocks even Ctrl-C
+def test_only_regular_files_are_listed(folder):
+    # Reading a FIFO waits for a writer that never comes.
+    os.mkfifo(folder / "cats" / "x.jpg")
+    os.mkfifo(folder / "cats" / "nested" / "y.png")
+    os.symlink(folder / "cats" / "missing.png", folder / "cats" / "broken.png")
+    os.symlink(folder / "dogs" / "d.png", folder / "dogs" / "link.png")
+    files, labels, _ = list_image_folder(folder)
+    names = [f.split("images/")[1] for f in files]
+    assert names == [
+        "cats/a.png",
+        "cats/b.jpg",
+        "cats/nested/c.PNG",
+        "dogs/d.png",
+        "dogs/e.png",
+        "dogs/link.png",
+    ]
+    images, labels = read_image_folder(folder, 8)
+    assert images.shape == (6, 8, 8, 3) and labels.tolist() == [0, 0, 0, 1, 1, 1]
+    np.testing.assert_array_equal(images[5], images[3])
 
 
 def test_mixed_sizes_are_resized_and_colours_kept(folder):
