@@ -122,7 +122,9 @@ def global_joint_cross_entropy(
     Raises:
         TypeError: if the codes are not floating, or a weight is not a number.
         ValueError: if the shapes differ or are not rank 3, the global batch
-            holds fewer than 2 samples, or a weight is negative.
+            holds fewer than 2 samples, or a weight is negative; in eager
+            execution, if the codes are not probabilities (see
+            `joint_cross_entropy`).
     """
     weights = {
         "invariance_weight": invariance_weight,

@@ -1,8 +1,15 @@
 """Input checks of the IMSVD loss, shared by its function, its `Loss` and the model."""
 
 import math
+import sys
 
 import keras
+from keras import ops
+
+# How far the sum of a row of soft codes may stray from 1. The clamp of
+# `SoftVariableDiscretization` adds at most `b * epsilon` (1e-8 each), and
+# rounding the codes to bfloat16 moves a row's sum by up to about 2^-9.
+SIMPLEX_TOLERANCE = 1e-2
 
 
 def check_weight(name, value):
@@ -42,3 +49,73 @@ def check_codes(p1, p2):
             f"batching). Received: batch_size={batch_size}"
         )
 
+
+def _is_traced(x):
+    """Whether `x` stands for values being traced or compiled, not values at hand."""
+    if keras.backend.is_keras_tensor(x):
+        return True
+    # torch.compile runs this Python code to trace it, with tensors that look
+    # concrete; reading them would split the compiled graph. torch is already
+    # loaded whenever its tensors reach here, so it is looked up, not imported.
+    compiler = getattr(sys.modules.get("torch"), "compiler", None)
+    if compiler is not None and compiler.is_compiling():
+        return True
+    # Keras' shape inference on PyTorch runs on tensors without storage.
+    return getattr(getattr(x, "device", None), "type", None) == "meta"
+
+
+def _summary(p):
+    """`(non-finite entries, min, min row sum, max row sum)` of `p`, on the host.
+
+    `None` where `p` holds no values yet: a JAX tracer or a TensorFlow graph
+    tensor refuses the conversion to NumPy.
+    """
+    if _is_traced(p):
+        return None
+    p = ops.stop_gradient(p)
+    sums = ops.sum(p, axis=-1)  # (N, K)
+    finite = ops.isfinite(p)
+    summary = ops.stack(
+        [
+            ops.sum(ops.cast(ops.logical_not(finite), p.dtype)),
+            ops.min(ops.where(finite, p, 0.0)),
+            ops.min(ops.where(ops.isfinite(sums), sums, 1.0)),
+            ops.max(ops.where(ops.isfinite(sums), sums, 1.0)),
+        ]
+    )
+    try:
+        return [float(v) for v in ops.convert_to_numpy(summary)]
+    except (TypeError, NotImplementedError):
+        return None
+
+
+def check_probabilities(name, p):
+    """Raises unless every row `p[n, k]` is a probability distribution over bins.
+
+    Checked only where `p` holds values (eager execution): entries finite and
+    `>= 0`, each row summing to 1 within `SIMPLEX_TOLERANCE`. Inside `jit`,
+    `tf.function` or `torch.compile` the codes are not read, and nothing is
+    checked.
+    """
+    summary = _summary(p)
+    if summary is None:
+        return
+    non_finite, minimum, lowest_sum, highest_sum = summary
+    if non_finite:
+        raise ValueError(
+            f"`{name}` must hold finite probabilities. "
+            f"Received: {name} with {int(non_finite)} NaN or infinite entries"
+        )
+    if minimum < 0:
+        raise ValueError(
+            f"`{name}` must hold probabilities >= 0 (soft codes, not logits). "
+            f"Received: min({name})={minimum:.6g}"
+        )
+    if abs(lowest_sum - 1) > SIMPLEX_TOLERANCE or abs(highest_sum - 1) > (
+        SIMPLEX_TOLERANCE
+    ):
+        raise ValueError(
+            f"Each row {name}[n, k, :] must sum to 1 (within {SIMPLEX_TOLERANCE}): "
+            "the codes of each variable are a distribution over its bins. "
+            f"Received: row sums of {name} from {lowest_sum:.6g} to {highest_sum:.6g}"
+        )

@@ -3,6 +3,7 @@
 from keras import ops
 
 from keras_imsvd.losses._checks import check_codes
+from keras_imsvd.losses._checks import check_probabilities
 from keras_imsvd.losses._checks import check_weight
 from keras_imsvd.losses.batch_collectives import BatchCollectives
 
@@ -151,6 +152,14 @@ def joint_cross_entropy(
     `P log P` over the whole matrix minus the diagonal blocks, so no off-block
     entry is gathered into a copy.
 
+    The codes must be probabilities: each row `p[n, k, :]` a distribution over
+    the bins. Where the codes hold values (eager execution), this is checked:
+    entries finite and `>= 0` (a negative entry would make the logarithms
+    NaN), each row summing to 1 within `1e-2` (the clamp of
+    `SoftVariableDiscretization` and 16-bit rounding stay well within it).
+    Inside `jax.jit`, `tf.function` or `torch.compile` the codes are not read,
+    so the check costs nothing there.
+
     Args:
         p1: Soft codes of the first view, a floating tensor of shape
             `(N, K, b)` with `N >= 2`.
@@ -171,7 +180,9 @@ def joint_cross_entropy(
     Raises:
         TypeError: if the codes are not floating, or a weight is not a number.
         ValueError: if the shapes differ or are not rank 3, the batch holds
-            fewer than 2 samples, or a weight is negative.
+            fewer than 2 samples, or a weight is negative; in eager execution,
+            if the codes hold NaN, infinite or negative entries, or a row of
+            the codes does not sum to 1.
 
     Example:
 
@@ -199,6 +210,8 @@ def joint_cross_entropy(
         check_weight(name, value)
     p1 = ops.cast(p1, "float32")
     p2 = ops.cast(p2, "float32")
+    check_probabilities("p1", p1)
+    check_probabilities("p2", p2)
     collectives = collectives or _ONE_REPLICA
     terms = collectives.run(_loss_terms(collectives), p1, p2)
     total = (

@@ -187,6 +187,62 @@ def test_jit_matches_eager(rng):
     tensors = (ops.convert_to_tensor(p1), ops.convert_to_tensor(p2))
     jitted = float(ops.convert_to_numpy(compiled(*tensors)))
     np.testing.assert_allclose(jitted, eager, rtol=1e-5)
+    # Compiled code does not read the codes: no check, so no error (and no
+    # split of the compiled graph, where the check would run and raise).
+    negative = _off_simplex(p1, "negative")
+    with pytest.raises(ValueError, match="min"):
+        fn(negative, p2)
+    value = compiled(ops.convert_to_tensor(negative), tensors[1])
+    assert np.isnan(float(ops.convert_to_numpy(value)))
+
+
+def _off_simplex(p, kind):
+    """A copy of the codes `p` (N, K, b) with one flaw of the given kind."""
+    p = p.copy()
+    if kind == "negative":
+        # The row still sums to 1; the product with view 2 turns negative.
+        p[3, 1, :2] = [-0.5, 1.5 - p[3, 1, 2:].sum()]
+    elif kind == "nan":
+        p[0, 0, 0] = np.nan
+    elif kind == "infinite":
+        p[1, 1, 1] = -np.inf
+        p[5, 0, 2] = np.inf
+    elif kind == "unnormalised":
+        p[2, 0] *= 1.05
+    return p
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("negative", r"`{v}` must hold probabilities >= 0.*min\({v}\)=-0\.5$"),
+        ("nan", r"`{v}` must hold finite.*{v} with 1 NaN or infinite entries$"),
+        ("infinite", r"{v} with 2 NaN or infinite entries$"),
+        ("unnormalised", r"row {v}\[n, k, :\].*row sums of {v} from 1 to 1\.05$"),
+    ],
+)
+@pytest.mark.parametrize("view", ["p1", "p2"])
+def test_codes_off_the_simplex_raise_in_eager_mode(rng, kind, message, view):
+    codes = dict(zip(("p1", "p2"), _codes(rng, 8, 2, 4)))
+    codes[view] = _off_simplex(codes[view], kind)
+    with pytest.raises(ValueError, match=message.format(v=view)):
+        joint_cross_entropy(codes["p1"], codes["p2"])
+    tensors = {name: ops.convert_to_tensor(p) for name, p in codes.items()}
+    with pytest.raises(ValueError, match=message.format(v=view)):
+        keras_imsvd.losses.JointCrossEntropy()(tensors["p1"], tensors["p2"])
+
+
+def test_codes_within_the_simplex_tolerance_pass(rng):
+    p1, p2 = _codes(rng, 8, 2, 4)
+    # The clamp of one-hot codes, and rows 0.9% off: accepted, and computed.
+    one_hot = np.maximum(np.eye(4, dtype="float32")[rng.integers(0, 4, (8, 2))], 1e-8)
+    for scale in (0.991, 1.009):
+        total, _ = joint_cross_entropy(one_hot, p2 * np.float32(scale))
+        expected = reference.loss(one_hot, p2 * np.float32(scale))
+        np.testing.assert_allclose(float(total), expected, rtol=RTOL)
+    # Logits are not codes.
+    with pytest.raises(ValueError, match="p1"):
+        joint_cross_entropy(rng.normal(size=(8, 2, 4)).astype("float32"), p2)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
