@@ -1,5 +1,7 @@
 """`IMSVDModel`: encoder, projector and soft discretization, trained with IMSVD."""
 
+import warnings
+
 import keras
 import numpy as np
 from keras import ops
@@ -16,6 +18,148 @@ _TERMS = ("invariance_loss", "diagonal_loss", "off_diagonal_loss")
 
 def _shape_of(x):
     return tuple(x.shape) if hasattr(x, "shape") else tuple(x)
+
+
+def _is_shape(value):
+    return all(dim is None or isinstance(dim, int) for dim in value)
+
+
+def _check_view_keys(keys):
+    if set(keys) != set(_VIEW_KEYS):
+        raise ValueError(
+            "IMSVD takes two views of each image, under exactly the keys "
+            f"'view_1' and 'view_2'. Received: keys={sorted(keys, key=str)}, "
+            f"expected keys={list(_VIEW_KEYS)}"
+        )
+
+
+def _split_views(inputs, is_view):
+    """The views held by `inputs`, or `None` for a single batch of images.
+
+    `inputs` is a dict of views, a sequence of views, a sequence holding one
+    sequence of views (`((x1, x2),)`), or a single view; `is_view` tells a view
+    from a container (a tensor from a tuple, an image shape from a tuple of
+    shapes).
+    """
+    if isinstance(inputs, dict):
+        _check_view_keys(inputs)
+        return [inputs[key] for key in _VIEW_KEYS]
+    if is_view(inputs) or not isinstance(inputs, (list, tuple)):
+        return None
+    views = list(inputs)
+    if len(views) == 1 and not is_view(views[0]):
+        views = list(views[0])
+    return views
+
+
+def _is_tensor(value):
+    return not isinstance(value, (list, tuple))
+
+
+def _named_views(x):
+    """`(name, images)` pairs of a batch, for error messages."""
+    views = _split_views(x, is_view=_is_tensor)
+    if views is None:
+        return [("images", x)]
+    return [(f"view_{i}", view) for i, view in enumerate(views, start=1)]
+
+
+def _single_view_error(what, shape):
+    return ValueError(
+        "IMSVDModel is trained on two views of each image: yield "
+        "{'view_1': x1, 'view_2': x2} (or ((x1, x2),)) from the dataset. "
+        f"Received: a single view, {what} of shape {shape}"
+    )
+
+
+def _check_image_dtype(dtype):
+    dtype = keras.backend.standardize_dtype(dtype)
+    if dtype != "uint8" and "float" not in dtype:
+        raise TypeError(
+            "Images must be uint8 (0-255, scaled by 1/255) or floating (in "
+            "[0, 1]); cast other integer images to one of them. "
+            f"Received: images.dtype={dtype}"
+        )
+    return dtype
+
+
+def _to_unit_float(images):
+    """uint8 images (0-255) to float32 in [0, 1]; floating images unchanged."""
+    if _check_image_dtype(images.dtype) == "uint8":
+        # k / 255 for k = 0..255, correctly rounded: as `x / 255.` on the host.
+        return ops.cast(images, "float32") / 255.0
+    return images
+
+
+def _check_finite(x):
+    """Raises a `ValueError` if a floating view of the batch `x` is not finite."""
+    for name, images in _named_views(x):
+        dtype = keras.backend.standardize_dtype(images.dtype)
+        if "float" not in dtype:
+            continue
+        bad = ops.logical_not(ops.isfinite(images))
+        count = int(ops.convert_to_numpy(ops.sum(ops.cast(bad, "int32"))))
+        if count:
+            raise ValueError(
+                "check_inputs=True: the images must be finite. Received: "
+                f"{name} with {count} NaN or infinite value(s) in a batch of "
+                f"shape {_shape_of(images)}"
+            )
+
+
+def _check_step_inputs(model, args):
+    """`_check_finite` on the batch of a step called with `args`."""
+    if not model.run_eagerly:
+        raise ValueError(
+            "check_inputs=True reads every batch on the host and needs the "
+            "steps to run eagerly. Received: run_eagerly=False"
+        )
+    try:
+        _check_finite(keras.utils.unpack_x_y_sample_weight(args[-1])[0])
+    except ValueError:
+        if len(args) == 2:
+            _restore_jax_state(model, args[0])
+        raise
+
+
+def _restore_jax_state(model, state):
+    # During a JAX step the variables are held in `state` (trainable,
+    # non-trainable, [optimizer], [metrics]), and Keras reattaches them to the
+    # model only once a step has returned: assign them back so that the model
+    # keeps its weights after an error.
+    groups = [model.trainable_variables, model.non_trainable_variables]
+    if len(state) == 4:
+        groups.append(model.optimizer.variables)
+    if len(state) > 2:
+        groups.append(model.metrics_variables)
+    for variables, values in zip(groups, state):
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
+
+class _ImageFeatures(keras.Model):
+    """An encoder behind the image handling of `IMSVDModel`, for `embed`."""
+
+    def __init__(self, encoder, check_inputs):
+        super().__init__(name="image_features")
+        self.encoder = encoder
+        self.check_inputs = check_inputs
+        self.run_eagerly = check_inputs
+
+    def call(self, images, training=False):
+        return self.encoder(_to_unit_float(images), training=training)
+
+    def predict_step(self, *args):
+        if self.check_inputs:
+            _check_step_inputs(self, args)
+        return super().predict_step(*args)
+
+
+class _Unsaved:
+    """Holds an object out of sight of layer tracking and `.keras` saving."""
+
+    def __init__(self, value):
+        self.value = value
 
 
 @keras.saving.register_keras_serializable(package="keras_imsvd")
@@ -37,10 +181,34 @@ class IMSVDModel(keras.Model):
 
     Data for `fit` yields two views per element, either as a dict
     `{"view_1": x1, "view_2": x2}` (optionally with labels, `(views, y)`, which
-    are ignored) or as `((x1, x2),)`. A batch must hold at least 2 images:
-    a joint distribution cannot be estimated from one sample, and the loss
-    raises a `ValueError` for a batch of one whose size is known when traced.
-    Batch with `drop_remainder=True` to avoid a last batch of one.
+    are ignored) or as `((x1, x2),)`. A dict with other keys raises a
+    `ValueError` that lists the keys received. A `torch.utils.data.DataLoader`
+    works on every backend when its elements are `(views, y)` or `(views,)`;
+    Keras reads a bare dict batch of a `DataLoader` only on PyTorch.
+
+    Images are uint8 (0-255) or floating (in [0, 1], as `keras_imsvd.data`
+    yields them). uint8 images are scaled by 1/255 as they enter the model, in
+    training and in `embed`, `discretize` and `codes`, so `embed(images)` equals
+    `embed(images / 255.)`. Other integer images raise a `TypeError`.
+
+    A batch must hold at least 2 images: the joint distribution cannot be
+    estimated from one sample. `fit` and `evaluate` skip a batch of a single
+    image (the last batch of an epoch when the number of images is one more
+    than a multiple of the batch size), with a warning the first time; under
+    data parallelism the size of the global batch counts. On TensorFlow, whose
+    compiled step sees batches of any size unless the data are batched with
+    `drop_remainder=True`, the batch is skipped inside the step, without the
+    warning. The skipped step changes no weight, optimizer state or BatchNorm
+    statistic.
+
+    Non-finite values: one NaN pixel makes the loss NaN and, through the
+    gradient, every weight NaN. With `check_inputs=True` each batch is checked
+    before it is used and a `ValueError` names the view at fault, before any
+    weight changes. A loss that becomes non-finite from finite images (a
+    learning rate too high) is caught by `keras.callbacks.TerminateOnNaN`,
+    which stops `fit` after that step; pair it with
+    `keras.callbacks.BackupAndRestore` or `ModelCheckpoint` to keep the last
+    finite weights.
 
     Args:
         encoder: A `keras.Layer`/`keras.Model` from images to `(N, F)` features.
@@ -55,6 +223,12 @@ class IMSVDModel(keras.Model):
         invariance_weight: Weight of `L_inv`. Defaults to `1.0`.
         diagonal_weight: Weight of `L_dia`. Defaults to `1.0`.
         off_diagonal_weight: Weight of `L_off`. Defaults to `1.0`.
+        check_inputs: Whether every batch of `fit`, `evaluate`, `predict`,
+            `embed`, `discretize` and `codes` is checked to hold finite images
+            before it is used. The check reads the batch on the host, so the
+            steps run eagerly (`compile` sets `run_eagerly=True` and refuses
+            `jit_compile=True`): slower, meant to find the data that break a
+            run. Defaults to `False`.
         **kwargs: Base `keras.Model` arguments (`name`, ...).
 
     Call arguments:
@@ -71,7 +245,8 @@ class IMSVDModel(keras.Model):
     model = keras_imsvd.IMSVDModel(encoder, projector="1024-1024-1024",
                                    bin_size=32)
     model.compile(optimizer="sgd")
-    model.fit(multiview_ds, epochs=2)  # {"view_1": x1, "view_2": x2}
+    model.fit(multiview_ds, epochs=2,  # {"view_1": x1, "view_2": x2}
+              callbacks=[keras.callbacks.TerminateOnNaN()])
     features = model.embed(images)    # (N, 512)
     codes = model.codes(images)        # (N, 32) bin indices
     ```
@@ -92,6 +267,7 @@ class IMSVDModel(keras.Model):
         invariance_weight=1.0,
         diagonal_weight=1.0,
         off_diagonal_weight=1.0,
+        check_inputs=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -106,6 +282,11 @@ class IMSVDModel(keras.Model):
             ("off_diagonal_weight", off_diagonal_weight),
         ):
             _check_weight(name, value)
+        if not isinstance(check_inputs, bool):
+            raise TypeError(
+                f"`check_inputs` must be True or False. Received: "
+                f"check_inputs={check_inputs!r}"
+            )
         self.discretization = SoftVariableDiscretization(
             bin_size, temperature=temperature, epsilon=epsilon, name="discretization"
         )
@@ -126,9 +307,14 @@ class IMSVDModel(keras.Model):
         self.invariance_weight = invariance_weight
         self.diagonal_weight = diagonal_weight
         self.off_diagonal_weight = off_diagonal_weight
+        self.check_inputs = check_inputs
+        if check_inputs:
+            self.run_eagerly = True
         self.invariance_tracker = keras.metrics.Mean(name="invariance_loss")
         self.diagonal_tracker = keras.metrics.Mean(name="diagonal_loss")
         self.off_diagonal_tracker = keras.metrics.Mean(name="off_diagonal_loss")
+        self._image_features = _Unsaved(None)
+        self._warned_single_image = False
 
     # -- structure ---------------------------------------------------------
 
@@ -147,22 +333,10 @@ class IMSVDModel(keras.Model):
         return None
 
     def _image_shape(self, input_shape):
-        if isinstance(input_shape, dict):
-            missing = [key for key in _VIEW_KEYS if key not in input_shape]
-            if missing:
-                raise ValueError(
-                    "Two views are needed, under the keys 'view_1' and 'view_2'. "
-                    f"Received: keys={sorted(input_shape)}"
-                )
-            shapes = [tuple(input_shape[key]) for key in _VIEW_KEYS]
-        elif (
-            isinstance(input_shape, (list, tuple))
-            and input_shape
-            and isinstance(input_shape[0], (list, tuple))
-        ):
-            shapes = [tuple(s) for s in input_shape]
-        else:
+        shapes = _split_views(input_shape, is_view=_is_shape)
+        if shapes is None:
             return tuple(input_shape)
+        shapes = [tuple(s) for s in shapes]
         self._check_view_shapes(shapes)
         return shapes[0]
 
@@ -201,25 +375,13 @@ class IMSVDModel(keras.Model):
 
     def _views(self, inputs):
         """Returns the two views, or `None` for a plain batch of images."""
-        if isinstance(inputs, dict):
-            missing = [key for key in _VIEW_KEYS if key not in inputs]
-            if missing:
-                raise ValueError(
-                    "Two views are needed, under the keys 'view_1' and 'view_2'. "
-                    f"Received: keys={sorted(inputs)}"
-                )
-            views = [inputs[key] for key in _VIEW_KEYS]
-        elif isinstance(inputs, (list, tuple)):
-            views = list(inputs)
-            if len(views) == 1 and isinstance(views[0], (list, tuple)):
-                views = list(views[0])
-        else:
-            return None
-        self._check_view_shapes([_shape_of(v) for v in views])
+        views = _split_views(inputs, is_view=_is_tensor)
+        if views is not None:
+            self._check_view_shapes([_shape_of(v) for v in views])
         return views
 
     def _soft_codes(self, images, training=None):
-        features = self.encoder(images, training=training)
+        features = self.encoder(_to_unit_float(images), training=training)
         embedding = self.projector(features, training=training)
         return self.discretization(embedding)
 
@@ -232,6 +394,63 @@ class IMSVDModel(keras.Model):
             for key, view in zip(_VIEW_KEYS, views)
         }
 
+    # -- steps ---------------------------------------------------------------
+    # Keras calls the steps with `(state, data)` on JAX, whose steps are pure
+    # functions of the state, and with `(data,)` on TensorFlow and PyTorch.
+
+    def train_step(self, *args):
+        return self._step_of_two_or_more(super().train_step, args)
+
+    def test_step(self, *args):
+        return self._step_of_two_or_more(super().test_step, args)
+
+    def predict_step(self, *args):
+        if self.check_inputs:
+            _check_step_inputs(self, args)
+        return super().predict_step(*args)
+
+    def _step_of_two_or_more(self, step, args):
+        """Runs `step`, or skips it for a global batch of a single image."""
+        x = keras.utils.unpack_x_y_sample_weight(args[-1])[0]
+        if self._views(x) is None:
+            raise _single_view_error("images", _shape_of(x))
+        if self.check_inputs:
+            _check_step_inputs(self, args)
+        leaf = next(v for v in keras.tree.flatten(x) if v is not None)
+        batch_size = leaf.shape[0]
+        if (batch_size is not None and batch_size > 1) or (
+            distribute.num_replicas() > 1  # the global batch holds >= 2 images
+        ):
+            return step(*args)
+        if batch_size is None:
+            # A compiled TensorFlow step, traced for batches of any size.
+            return ops.cond(
+                ops.shape(leaf)[0] > 1,
+                lambda: step(*args),
+                lambda: self._unchanged(args),
+            )
+        if not self._warned_single_image:
+            self._warned_single_image = True
+            warnings.warn(
+                "IMSVDModel skipped a batch of a single image: the joint "
+                "distribution needs at least 2 images per batch. The last batch "
+                "of an epoch holds one image when the number of images is one "
+                "more than a multiple of the batch size. This warning is shown "
+                "once per model.",
+                stacklevel=2,
+            )
+        return self._unchanged(args)
+
+    def _unchanged(self, args):
+        """What a step returns when it changes nothing: its logs (and state)."""
+        if len(args) == 1:
+            return self.get_metrics_result()
+        state = args[0]
+        mapping = list(zip(self.metrics_variables, state[-1]))
+        with keras.StatelessScope(state_mapping=mapping):
+            logs = self.get_metrics_result()
+        return logs, state
+
     # -- objective -----------------------------------------------------------
 
     def compile(self, optimizer="sgd", loss=None, **kwargs):
@@ -242,13 +461,22 @@ class IMSVDModel(keras.Model):
             loss: Must be left as `None`: the joint cross-entropy is computed
                 in `compute_loss`.
             **kwargs: Other `keras.Model.compile` arguments (`metrics`,
-                `jit_compile`, `steps_per_execution`, ...).
+                `jit_compile`, `steps_per_execution`, ...). With
+                `check_inputs=True`, `run_eagerly` is set to `True`.
         """
         if loss is not None:
             raise ValueError(
                 "IMSVDModel computes its own joint cross-entropy loss; do not pass "
                 f"one to compile(). Received: loss={loss!r}"
             )
+        if self.check_inputs:
+            for name, refused in (("run_eagerly", False), ("jit_compile", True)):
+                if name in kwargs and kwargs[name] is refused:
+                    raise ValueError(
+                        "check_inputs=True reads every batch on the host, so "
+                        f"the steps run eagerly. Received: {name}={refused}"
+                    )
+            kwargs.update(run_eagerly=True, jit_compile=False)
         super().compile(optimizer=optimizer, **kwargs)
 
     def compile_from_config(self, config):
@@ -264,11 +492,7 @@ class IMSVDModel(keras.Model):
     ):
         if not isinstance(y_pred, dict):
             shape = _shape_of(y_pred) if y_pred is not None else None
-            raise ValueError(
-                "IMSVDModel is trained on two views of each image: yield "
-                "{'view_1': x1, 'view_2': x2} (or ((x1, x2),)) from the dataset. "
-                f"Received: a single view, soft codes of shape {shape}"
-            )
+            raise _single_view_error("soft codes", shape)
         # The loss of the global batch: under data parallelism the joint
         # distribution is estimated over every replica's samples.
         total, terms = distribute.global_joint_cross_entropy(
@@ -292,21 +516,28 @@ class IMSVDModel(keras.Model):
         """Encoder features for downstream tasks.
 
         Args:
-            images: Images `(N, H, W, C)` (array or `tf.data.Dataset` of
-                batches).
+            images: Images `(N, H, W, C)`, uint8 (0-255) or floating (array or
+                `tf.data.Dataset` of batches).
             batch_size: Batch size of inference for arrays. Defaults to `256`.
             verbose: Progress bar mode, as in `Model.predict`. Defaults to `0`.
 
         Returns:
             A NumPy array `(N, F)`.
         """
-        return self.encoder.predict(images, batch_size=batch_size, verbose=verbose)
+        if hasattr(images, "dtype"):
+            _check_image_dtype(images.dtype)
+        features = self._image_features.value
+        if features is None or features.encoder is not self.encoder:
+            features = _ImageFeatures(self.encoder, self.check_inputs)
+            self._image_features = _Unsaved(features)
+        return features.predict(images, batch_size=batch_size, verbose=verbose)
 
     def discretize(self, images, batch_size=256, verbose=0):
         """Soft codes of images, in inference mode.
 
         Args:
-            images: Images `(N, H, W, C)` (array or `tf.data.Dataset`).
+            images: Images `(N, H, W, C)`, uint8 (0-255) or floating (array or
+                `tf.data.Dataset`).
             batch_size: Batch size of inference for arrays. Defaults to `256`.
             verbose: Progress bar mode. Defaults to `0`.
 
@@ -314,13 +545,16 @@ class IMSVDModel(keras.Model):
             A float32 NumPy array `(N, K, b)`; each row sums to 1 up to the
             clamp `b * epsilon`.
         """
+        if hasattr(images, "dtype"):
+            _check_image_dtype(images.dtype)
         return self.predict(images, batch_size=batch_size, verbose=verbose)
 
     def codes(self, images, batch_size=256, verbose=0):
         """Hard codes: the most probable bin of each variable.
 
         Args:
-            images: Images `(N, H, W, C)` (array or `tf.data.Dataset`).
+            images: Images `(N, H, W, C)`, uint8 (0-255) or floating (array or
+                `tf.data.Dataset`).
             batch_size: Batch size of inference for arrays. Defaults to `256`.
             verbose: Progress bar mode. Defaults to `0`.
 
@@ -344,6 +578,7 @@ class IMSVDModel(keras.Model):
                 "invariance_weight": self.invariance_weight,
                 "diagonal_weight": self.diagonal_weight,
                 "off_diagonal_weight": self.off_diagonal_weight,
+                "check_inputs": self.check_inputs,
             }
         )
         return config
