@@ -195,9 +195,12 @@ class DataParallelScope:
         """Gives this process its share of a dataset batched globally.
 
         Build the same `tf.data.Dataset` in every process, batched with the
-        *global* batch size and `drop_remainder=True`. JAX
+        *global* batch size and `drop_remainder=True`. On one process, JAX
         (`keras.distribution`) and TensorFlow (`tf.distribute`) split each
-        global batch over the replicas themselves, so it is returned as is. On
+        global batch over the devices themselves, so it is returned as is. On
+        JAX with several processes, process `r` of `R` keeps the `r`-th slice
+        of `R` of each global batch, the number of steps stays known, and
+        Keras' own auto-sharding is turned off. On
         PyTorch, process `r` of `R` keeps rows `[r n, (r + 1) n)` of each
         global batch of `R n` rows. Every process still reads and augments the
         whole global batch: for a costly pipeline, shard the files or the
@@ -210,7 +213,7 @@ class DataParallelScope:
         Returns:
             The dataset this process passes to `fit`.
         """
-        if self.backend != "torch" or self.num_processes == 1:
+        if self.num_processes == 1 or self.backend == "tensorflow":
             return dataset
         import tensorflow as tf
 
@@ -219,17 +222,9 @@ class DataParallelScope:
                 "distribute_dataset() takes a tf.data.Dataset of global batches. "
                 f"Received: dataset={type(dataset).__name__}"
             )
-        sizes = {
-            spec.shape[0] if spec.shape.rank else None
-            for spec in tf.nest.flatten(dataset.element_spec)
-        }
-        if len(sizes) != 1 or None in sizes:
-            raise ValueError(
-                "distribute_dataset() needs a dataset batched with a static global "
-                "batch size: batch it with `drop_remainder=True`. Received: "
-                f"element_spec={dataset.element_spec}"
-            )
-        local = self.local_batch_size(sizes.pop())
+        if self.backend == "jax":
+            return self._shard_jax_dataset(dataset)
+        local = self.local_batch_size(_static_batch_size(dataset))
         start = local * self.process_index
 
         def take_rows(*element):
@@ -238,6 +233,30 @@ class DataParallelScope:
 
         # A map keeps the cardinality, so Keras knows the steps per epoch.
         return dataset.map(take_rows, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def _shard_jax_dataset(self, dataset):
+        # Keras' own multi-process sharding rebatches the dataset, which loses
+        # its cardinality: `fit` then counts no steps and warns that the input
+        # ran out. The same split is done here, keeping the number of steps.
+        import tensorflow as tf
+
+        steps = int(dataset.cardinality())
+        global_batch_size = _static_batch_size(dataset)
+        if global_batch_size % self.num_processes:
+            raise ValueError(
+                "The global batch size must be a multiple of the number of "
+                f"processes. Received: global_batch_size={global_batch_size}, "
+                f"num_processes={self.num_processes}"
+            )
+        # Local batch r of global batch k is rebatched element k * R + r.
+        local = dataset.rebatch(global_batch_size // self.num_processes).shard(
+            self.num_processes, self.process_index
+        )
+        if steps >= 0:
+            local = local.apply(tf.data.experimental.assert_cardinality(steps))
+        # Each process now feeds its own rows; Keras assembles the global batch.
+        self.distribution.auto_shard_dataset = False
+        return local.prefetch(tf.data.AUTOTUNE)
 
     def __repr__(self):
         return (
@@ -314,3 +333,20 @@ def data_parallel(devices=None, multi_worker=None, timeout=1800):
     return DataParallelScope(
         devices=devices, multi_worker=multi_worker, timeout=timeout
     )
+
+
+def _static_batch_size(dataset):
+    """The batch size of a `tf.data.Dataset` batched with a static size."""
+    import tensorflow as tf
+
+    sizes = {
+        spec.shape[0] if spec.shape.rank else None
+        for spec in tf.nest.flatten(dataset.element_spec)
+    }
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError(
+            "distribute_dataset() needs a dataset batched with a static global "
+            "batch size: batch it with `drop_remainder=True`. Received: "
+            f"element_spec={dataset.element_spec}"
+        )
+    return sizes.pop()

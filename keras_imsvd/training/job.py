@@ -175,14 +175,67 @@ def precision_policy(name):
     return "mixed_float16" if gpu_available() else "mixed_bfloat16"
 
 
+def weights_fingerprint(model):
+    """A short hash of the model's weights (float32 bytes, in order)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
+
+
+class ProcessLocalEncoder:
+    """A copy of `encoder` on this process's devices, for feature extraction.
+
+    In a multi-process JAX run the weights are arrays over the devices of
+    every process, and `predict` under the distribution would treat each
+    process's images as its slice of one global batch. The features are
+    computed instead by a copy outside the distribution, given the current
+    (replicated, so readable on every process) weights before each use.
+    """
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        with _no_distribution():
+            self.copy = keras.models.clone_model(encoder)
+
+    def predict(self, images, batch_size=256, verbose=0):
+        with _no_distribution():
+            self.copy.set_weights(self.encoder.get_weights())
+            return self.copy.predict(images, batch_size=batch_size, verbose=verbose)
+
+    def __call__(self, images):
+        return self.predict(images, batch_size=len(images))
+
+
+@contextlib.contextmanager
+def _no_distribution():
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
+
+
 class Job:
     """One run: `Job(config, log).run()` returns the metrics it wrote."""
 
     def __init__(self, config, log=print):
         self.config = config
-        self.log = log
+        self._log = log
         self.scope = None
         self.run_dir = RunDirectory(config.output_dir)
+
+    def log(self, message):
+        """Logs on the chief only: one process speaks for a multi-process run."""
+        if self.run_dir.chief:
+            self._log(message)
+
+    @property
+    def verbose(self):
+        return self.config.verbose if self.run_dir.chief else 0
 
     def run(self):
         started = time.time()
@@ -192,11 +245,15 @@ class Job:
 
                 self.scope = stack.enter_context(distribute.data_parallel())
                 self.run_dir.chief = self.scope.is_chief
+                self.run_dir.collective_saves = (
+                    self.scope.backend == "jax" and self.scope.num_processes > 1
+                )
             model, data, images, history = self.train()
+            encoder = self.feature_encoder(model)
         train_seconds = time.time() - started
         # Outside the distribution: each process evaluates the whole held-out
         # set with the same (synchronised) weights, so all print one result.
-        results, notes = self.evaluate(model, data, *images)
+        results, notes = self.evaluate(encoder, data, *images)
         metrics = {
             "backend": keras.backend.backend(),
             "keras_version": keras.__version__,
@@ -212,6 +269,13 @@ class Job:
         if self.config.explain:
             self.explain(model, data, images[1])
         self.log(f"done in {metrics['seconds']} s; outputs in {self.config.output_dir}")
+        if self.scope is not None and self.scope.num_processes > 1:
+            # Every process says which weights it ended with: one fingerprint
+            # on all of them shows that the replicas stayed in step.
+            self._log(
+                f"process {self.scope.process_index} of {self.scope.num_processes} "
+                f"finished; weights fingerprint {weights_fingerprint(model)}"
+            )
         return metrics
 
     def train(self):
@@ -255,6 +319,13 @@ class Job:
         self.plot(history)
         return model, data, images, history
 
+    def feature_encoder(self, model):
+        """The encoder to take features from: a local copy across processes."""
+        scope = self.scope
+        if scope is not None and scope.backend == "jax" and scope.num_processes > 1:
+            return ProcessLocalEncoder(model.encoder)
+        return model.encoder
+
     def image_shape(self, data):
         return (self.config.image_size, self.config.image_size, data.x_train.shape[-1])
 
@@ -282,6 +353,7 @@ class Job:
                 (train_data[0][:monitor_size], train_data[1][:monitor_size]),
                 test_data,
                 every=config.eval_every,
+                feature_fn=self.feature_encoder(model),
             ),
             keras.callbacks.TensorBoard(self.run_dir.join("logs"))
             if self.run_dir.chief
@@ -298,7 +370,7 @@ class Job:
             epochs=config.epochs,
             initial_epoch=initial_epoch,
             callbacks=[c for c in callbacks if c is not None],
-            verbose=config.verbose,
+            verbose=self.verbose,
             shuffle=False,  # the dataset shuffles itself
         )
         return recorder.history
@@ -312,7 +384,7 @@ class Job:
         self.run_dir.save_figure("loss_curves.png", figure, dpi=110)
         plt.close(figure)
 
-    def evaluate(self, model, data, train_images, test_images):
+    def evaluate(self, encoder, data, train_images, test_images):
         config, shape = self.config, self.image_shape(data)
         few, notes = evaluate_lib.evaluation_plan(
             data.y_train, data.y_test, config.seed
@@ -325,8 +397,8 @@ class Job:
             self.log(f"note: {note}")
         keras.utils.set_random_seed(config.seed + 1)
         random_encoder = build_encoder(config.architecture, shape)
-        verbose = 1 if config.verbose == 1 else 0
-        encoders = {"IMSVD (learned)": model.encoder, "random init": random_encoder}
+        verbose = 1 if self.verbose == 1 else 0
+        encoders = {"IMSVD (learned)": encoder, "random init": random_encoder}
         results = {}
         names = [*encoders, "raw pixels"]
         for index, name in enumerate(names, start=1):
@@ -348,7 +420,8 @@ class Job:
                 config.seed,
             )
         table = evaluate_lib.format_table(results)
-        print(table, flush=True)
+        if self.run_dir.chief:
+            print(table, flush=True)
         self.run_dir.write_text("results.txt", table + "\n")
         return results, notes
 

@@ -80,11 +80,16 @@ class RunDirectory:
         path: the folder.
         chief: whether this process writes. In a multi-process run only the
             chief (process 0) writes; on the others every write is skipped.
+        collective_saves: whether saving a model needs every process (its
+            weights span the devices of all processes, as in multi-process
+            JAX); the other processes then save into a temporary folder
+            outside the run, deleted at once.
     """
 
-    def __init__(self, path, chief=True):
+    def __init__(self, path, chief=True, collective_saves=False):
         self.path = path
         self.chief = chief
+        self.collective_saves = collective_saves
         self._files = []
 
     def join(self, *parts):
@@ -240,6 +245,11 @@ class RunDirectory:
         if self.chief:
             with self.writing(name) as temporary:
                 model.save(temporary)
+        elif self.collective_saves:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as folder:
+                model.save(os.path.join(folder, os.path.basename(name)))
 
     def save_figure(self, name, figure, **kwargs):
         if self.chief:
@@ -297,10 +307,10 @@ class RunDirectory:
 
     def save_state(self, model, epoch, history, keep=3):
         """Saves the state after `epoch` finished epochs; keeps the last `keep`."""
-        if not self.chief:
-            return
         stem = f"{CHECKPOINTS}/epoch_{epoch:04d}"
         self.save_model(stem + ".keras", model)
+        if not self.chief:
+            return
         # The JSON goes last: it vouches for the model file beside it.
         self.write_json(
             stem + ".json",
