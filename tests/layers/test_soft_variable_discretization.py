@@ -18,6 +18,22 @@ def test_matches_float64_softmax_with_clamp(rng, b, k, temperature):
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0])
+def test_matches_float64_reference_where_the_clamp_acts(temperature):
+    # Integer logits, up to 1000 in size: `z / temperature` and `z - max(z)` are
+    # exact in float32 for these temperatures, so the only rounding is in the
+    # softmax itself. Each probability is either above 4 epsilon or below
+    # epsilon / 4 (the clamp then gives epsilon itself), never close to it.
+    gaps = np.array([0, -2, -5, -10, -14, -25, -40, -90], dtype="float32")
+    order = np.random.default_rng(3).permuted(np.tile(gaps, (6, 1)), axis=1)
+    offsets = np.array([1000, 0, -300, 50, -1000, 7], dtype="float32")
+    z = (order + offsets[:, None]).reshape(2, 3 * 8)  # (N, K b) = (2, 24)
+    out = ops.convert_to_numpy(SoftVariableDiscretization(8, temperature)(z))
+    expected = reference.soft_codes(z, 8, temperature)
+    assert np.sum(expected == 1e-8) >= 12  # the clamp acts on these inputs
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=0)
+
+
 def test_clamp_is_not_renormalised():
     # A very confident variable: all but one bin fall under epsilon.
     z = np.array([[100.0, 0.0, 0.0, 0.0]], dtype="float32")
