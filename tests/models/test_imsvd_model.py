@@ -66,6 +66,90 @@ def test_loss_matches_reference_on_model_codes(rng):
     )
 
 
+def _reference_step(model, views):
+    """Float64 reference of a training step from the model's current weights.
+
+    Returns the unweighted loss terms, the weighted total, and the gradient of
+    the total with respect to the projector's last kernel `W` (`z = h W`, no
+    bias): `h1^T dL/dz1 + h2^T dL/dz2`, with `dL/dz` by central differences.
+    """
+    bin_size, temperature = model.bin_size, model.temperature
+    weights = (
+        model.invariance_weight,
+        model.diagonal_weight,
+        model.off_diagonal_weight,
+    )
+    kernel = ops.convert_to_numpy(model.projector.layers[-1].kernel)
+    hidden, logits = [], []
+    for key in ("view_1", "view_2"):
+        h = model.encoder(views[key], training=True)
+        for layer in model.projector.layers[:-1]:
+            h = layer(h, training=True)
+        hidden.append(ops.convert_to_numpy(h).astype("float64"))
+        logits.append(hidden[-1] @ kernel.astype("float64"))  # (N, D)
+
+    def total(z1, z2):
+        p1 = reference.soft_codes(z1, bin_size, temperature)
+        p2 = reference.soft_codes(z2, bin_size, temperature)
+        return reference.loss(p1, p2, weights)
+
+    step = 1e-6
+    gradient = np.zeros_like(kernel, dtype="float64")
+    for view in range(2):
+        dz = np.zeros_like(logits[view])  # (N, D)
+        for index in np.ndindex(*dz.shape):
+            shifted = [[z.copy() for z in logits] for _ in range(2)]
+            shifted[0][view][index] += step
+            shifted[1][view][index] -= step
+            dz[index] = (total(*shifted[0]) - total(*shifted[1])) / (2 * step)
+        gradient += hidden[view].T @ dz
+    p1, p2 = (reference.soft_codes(z, bin_size, temperature) for z in logits)
+    return reference.loss_terms(p1, p2), total(*logits), gradient
+
+
+def _assert_step_matches(logs, expected, kernel_before, kernel_after, lr):
+    terms, total, gradient = expected
+    for name, value in terms.items():
+        np.testing.assert_allclose(logs[name], value, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logs["loss"], total, rtol=1e-5, atol=1e-6)
+    # Plain SGD: W <- W - lr dL/dW.
+    np.testing.assert_allclose(
+        (kernel_before - kernel_after) / lr,
+        gradient,
+        rtol=1e-3,
+        atol=1e-3 * np.abs(gradient).max(),
+    )
+
+
+def test_fit_and_train_on_batch_match_float64_reference(rng):
+    # Temperature and term weights away from their defaults: each must reach
+    # the loss, its logged terms and the update.
+    model = _model(
+        bin_size=8,
+        projector="32-32",
+        temperature=0.3,
+        invariance_weight=1.5,
+        diagonal_weight=0.5,
+        off_diagonal_weight=2.0,
+    )
+    lr = 0.5
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr))
+    views = _views(rng, _images(rng, 8))
+    model.build((None, 8, 8, 1))
+    kernel = model.projector.layers[-1].kernel
+
+    expected = _reference_step(model, views)
+    before = ops.convert_to_numpy(kernel)
+    history = model.fit(views, batch_size=8, epochs=1, verbose=0).history
+    logs = {name: values[0] for name, values in history.items()}
+    _assert_step_matches(logs, expected, before, ops.convert_to_numpy(kernel), lr)
+
+    expected = _reference_step(model, views)
+    before = ops.convert_to_numpy(kernel)
+    logs = model.train_on_batch(views, return_dict=True)
+    _assert_step_matches(logs, expected, before, ops.convert_to_numpy(kernel), lr)
+
+
 def test_dict_and_tuple_views_agree(rng):
     x = _images(rng, 32)
     views = _views(rng, x)
@@ -75,10 +159,19 @@ def test_dict_and_tuple_views_agree(rng):
     as_tuple = tf.data.Dataset.from_tensor_slices(
         ((views["view_1"], views["view_2"]),)
     ).batch(16)
+    # NumPy arrays: `x=((x1, x2),)`, as the class docstring promises; first,
+    # so that the model is built from this structure.
+    c = model.evaluate(
+        ((views["view_1"], views["view_2"]),),
+        batch_size=16,
+        verbose=0,
+        return_dict=True,
+    )
     a = model.evaluate(as_dict, verbose=0, return_dict=True)
     b = model.evaluate(as_tuple, verbose=0, return_dict=True)
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-6)
+        np.testing.assert_allclose(a[name], c[name], rtol=1e-6)
 
 
 def test_each_view_goes_through_the_encoder_alone(rng):
