@@ -187,7 +187,14 @@ def linear_probe(
     )
 
     def accuracy(features, labels):
-        logits = model.predict(features, batch_size=4096, verbose=0)
+        # Eager calls: `predict` would trace a new function for every probe,
+        # and TensorFlow warns about the retracing when probes follow each other.
+        logits = np.concatenate(
+            [
+                keras.ops.convert_to_numpy(model(features[i : i + 4096]))
+                for i in range(0, len(features), 4096)
+            ]
+        )
         return float(np.mean(np.argmax(logits, axis=1) == labels))
 
     return {
