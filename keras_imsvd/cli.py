@@ -87,8 +87,8 @@ def build_parser(prog=None):
     model = parser.add_argument_group("model")
     model.add_argument(
         "--arch",
-        choices=config_lib.ARCHITECTURES,
-        help=recipe("architecture", "encoder"),
+        choices=(*config_lib.ARCHITECTURES, "resnet18"),
+        help=recipe("architecture", "encoder; resnet18 is resnet18_cifar (32 px)"),
     )
     model.add_argument("--mlp", help=recipe("projector", "projector widths"))
     model.add_argument(
@@ -140,7 +140,10 @@ def build_parser(prog=None):
     output = parser.add_argument_group("output")
     output.add_argument(
         "--output-dir",
-        help="a new or empty folder, or a run of ours (default: runs/<dataset>)",
+        "--exp-dir",
+        dest="output_dir",
+        help="a new or empty folder, or a run of ours (default: runs/<dataset>); "
+        "--exp-dir is the published script's name for it",
     )
     output.add_argument(
         "--eval-every", type=int, help=recipe("eval_every", "kNN monitor period")
@@ -185,7 +188,7 @@ def config_from_args(args):
         "views": args.views,
         "validation_size": args.validation_size,
         "limit": args.limit,
-        "architecture": args.arch,
+        "architecture": _architecture(args),
         "projector": args.mlp,
         "bin_size": args.bin_size,
         "temperature": args.t,
@@ -212,7 +215,22 @@ def config_from_args(args):
         settings["verbose"] = 1 if sys.stdout.isatty() else 2
     else:
         settings["verbose"] = int(args.verbose)
-    return config_lib.resolve_config(**settings)
+    config = config_lib.resolve_config(**settings)
+    _check_alias(args, config)
+    return config
+
+
+def _architecture(args):
+    """`--arch resnet18`, as the published CIFAR script names its encoder."""
+    return "resnet18_cifar" if args.arch == "resnet18" else args.arch
+
+
+def _check_alias(args, config):
+    if args.arch == "resnet18" and config.image_size != 32:
+        raise config_lib.UsageError(
+            "--arch resnet18 is the CIFAR ResNet-18 (resnet18_cifar), for 32 px "
+            f"images. Received: --image-size {config.image_size}"
+        )
 
 
 def _in_flags(message, field=None):

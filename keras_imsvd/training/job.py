@@ -9,6 +9,7 @@ files that `RunDirectory` records.
 
 import contextlib
 import dataclasses
+import os
 import time
 
 import keras
@@ -49,7 +50,15 @@ class Data:
 
 def load_data(config):
     seed, size = config.seed, config.validation_size
-    if config.data_dir:
+    split = dataset_root_split(config.data_dir) if config.data_dir else None
+    if split is not None:
+        # The published layout: ROOT/train for training, ROOT/val (or test)
+        # for evaluation, with the same classes.
+        train, test = (
+            data_lib.read_image_folder(folder, config.image_size) for folder in split
+        )
+        _check_same_classes(*split)
+    elif config.data_dir:
         # Evaluation needs the images in memory: uint8 keeps that at 1 byte per
         # value. For ImageNet-scale folders, use --limit.
         train, test = data_lib.load_image_folder(
@@ -80,6 +89,37 @@ def load_data(config):
             field="batch_size",
         )
     return Data(x_train, np.asarray(y_train), x_test, np.asarray(y_test))
+
+
+def dataset_root_split(data_dir):
+    """`(train, evaluation)` folders of a root holding `train/` and `val/` or
+    `test/` (and nothing else), as the published scripts take; else `None`."""
+    entries = {
+        name
+        for name in os.listdir(data_dir)
+        if os.path.isdir(os.path.join(data_dir, name)) and not name.startswith(".")
+    }
+    evaluation = next((name for name in ("val", "test") if name in entries), None)
+    if "train" not in entries or entries - {"train", "val", "test"}:
+        return None
+    if evaluation is None:
+        raise UsageError(
+            f"data_dir {data_dir} holds train/ but neither val/ nor test/ to "
+            "evaluate on; pass the train/ folder itself to hold out images from it",
+            field="data_dir",
+        )
+    return os.path.join(data_dir, "train"), os.path.join(data_dir, evaluation)
+
+
+def _check_same_classes(train_folder, evaluation_folder):
+    classes = [
+        data_lib.list_image_folder(f)[2] for f in (train_folder, evaluation_folder)
+    ]
+    if classes[0] != classes[1]:
+        raise UsageError(
+            f"the class folders of {evaluation_folder} differ from those of "
+            f"{train_folder}. Received: {classes[1][:5]}... against {classes[0][:5]}..."
+        )
 
 
 def make_views(config, channels):
