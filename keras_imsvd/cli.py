@@ -114,7 +114,13 @@ def build_parser(prog=None):
     )
     train.add_argument("--wd", type=float, help=recipe("weight_decay", "weight decay"))
     train.add_argument(
-        "--optimizer", choices=config_lib.OPTIMIZERS, help=recipe("optimizer", "")
+        "--optimizer",
+        choices=config_lib.OPTIMIZERS,
+        help=recipe(
+            "optimizer",
+            "sgd: torch.optim.SGD's rule (L2 decay in the gradient), as published; "
+            "sgd-decoupled: keras.optimizers.SGD; lars",
+        ),
     )
     train.add_argument(
         "--warmup-epochs",

@@ -2,5 +2,6 @@
 
 from keras_imsvd.optimizers.lars import LARS
 from keras_imsvd.optimizers.schedules import published_schedule
+from keras_imsvd.optimizers.torch_sgd import TorchSGD
 
-__all__ = ["LARS", "published_schedule"]
+__all__ = ["LARS", "TorchSGD", "published_schedule"]

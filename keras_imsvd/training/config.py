@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 ARCHITECTURES = ("small_convnet", "resnet18_cifar", "resnet50")
 VIEW_PRESETS = ("digits", "cifar", "imagenet")
-OPTIMIZERS = ("sgd", "lars")
+OPTIMIZERS = ("sgd", "sgd-decoupled", "lars")
 PRECISIONS = ("auto", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("none", "data-parallel")
 

@@ -21,6 +21,7 @@ from keras_imsvd import data as data_lib
 from keras_imsvd import evaluation
 from keras_imsvd.models import IMSVDModel
 from keras_imsvd.optimizers import LARS
+from keras_imsvd.optimizers import TorchSGD
 from keras_imsvd.optimizers import published_schedule
 from keras_imsvd.training import evaluate as evaluate_lib
 from keras_imsvd.training.callbacks import RunRecorder
@@ -162,9 +163,14 @@ def build_model(config, image_shape, steps_per_epoch):
         optimizer = LARS(
             learning_rate=schedule, momentum=0.9, weight_decay=config.weight_decay
         )
+    elif config.optimizer == "sgd":
+        # The published CIFAR optimizer, torch.optim.SGD: L2 decay added to
+        # the gradient before the momentum, on every variable.
+        optimizer = TorchSGD(
+            learning_rate=schedule, momentum=0.9, weight_decay=config.weight_decay
+        )
     else:
-        # Keras' SGD applies its weight decay to the weights directly
-        # (decoupled), where torch.optim.SGD adds it to the gradient.
+        # Keras' SGD, whose decay acts on the weights directly (decoupled).
         optimizer = keras.optimizers.SGD(
             learning_rate=schedule, momentum=0.9, weight_decay=config.weight_decay
         )
