@@ -194,7 +194,7 @@ class IMSVDModel(keras.Model):
     A batch must hold at least 2 images: the joint distribution cannot be
     estimated from one sample. `fit` and `evaluate` skip a batch of a single
     image (the last batch of an epoch when the number of images is one more
-    than a multiple of the batch size), with a warning the first time; under
+    than a multiple of the batch size), with a warning once per model; under
     data parallelism the size of the global batch counts. On TensorFlow, whose
     compiled step sees batches of any size unless the data are batched with
     `drop_remainder=True`, the batch is skipped inside the step, without the
@@ -240,6 +240,7 @@ class IMSVDModel(keras.Model):
     Example:
 
     ```python
+    import keras
     import keras_imsvd
     encoder = keras_imsvd.backbones.resnet18_cifar()
     model = keras_imsvd.IMSVDModel(encoder, projector="1024-1024-1024",
@@ -284,7 +285,7 @@ class IMSVDModel(keras.Model):
             _check_weight(name, value)
         if not isinstance(check_inputs, bool):
             raise TypeError(
-                f"`check_inputs` must be True or False. Received: "
+                "`check_inputs` must be True or False. Received: "
                 f"check_inputs={check_inputs!r}"
             )
         self.discretization = SoftVariableDiscretization(

@@ -171,7 +171,7 @@ def _torch_loader(views, batch_size, wrapped):
             element = {key: value[index] for key, value in views.items()}
             return (element,) if wrapped else element
 
-    return torch.utils.data.DataLoader(Pairs(), batch_size=batch_size)
+    return torch.utils.data.DataLoader(Pairs(), batch_size=batch_size, drop_last=False)
 
 
 def _data_kinds():
