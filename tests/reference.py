@@ -49,3 +49,41 @@ def loss(p1, p2, weights=(1.0, 1.0, 1.0)):
         + weights[1] * terms["diagonal_loss"]
         + weights[2] * terms["off_diagonal_loss"]
     )
+
+
+def loss_gradients(p1, p2, weights=(1.0, 1.0, 1.0)):
+    """`(dL/dp1, dL/dp2)` of the weighted loss, float64, derived from the formulas.
+
+    With `A[n,k] = sum_j p1 p2`, `P` the joint matrix and `B` its diagonal
+    blocks (`B[k] = (1/N) sum_n p1[n,k] p2[n,k]^T`):
+
+    - `dL_inv/dp1[n,k,j] = -p2[n,k,j] / (N K A[n,k])`;
+    - `dL_dia/dp1[n,k,j] = (log P_ii + 1) p2[n,k,j] / (N K)`, `i = (k, j)`;
+    - `dL_off/dp1[n,i] = (sum_m (log P_im + 1) p2[n,m]
+      - sum_c (log B[k]_jc + 1) p2[n,k,c]) / (N K (K-1))`;
+
+    and the same for `p2` with `P` and `B` transposed.
+    """
+    p1 = np.asarray(p1, dtype=np.float64)
+    p2 = np.asarray(p2, dtype=np.float64)
+    n, k, b = p1.shape
+    joint = joint_matrix(p1, p2)
+    diagonal = np.diag(joint).reshape(k, b)
+    blocks = np.einsum("nkb,nkc->kbc", p1, p2) / n
+
+    def gradient(mine, other, joint, blocks):
+        agreement = np.sum(mine * other, axis=-1, keepdims=True)
+        invariance = -other / agreement / (n * k)
+        diagonal_part = (np.log(diagonal) + 1.0)[None] * other / (n * k)
+        if k == 1:
+            off = np.zeros_like(mine)
+        else:
+            whole = other.reshape(n, -1) @ (np.log(joint) + 1.0).T
+            within = np.einsum("kbc,nkc->nkb", np.log(blocks) + 1.0, other)
+            off = (whole.reshape(n, k, b) - within) / (n * k * (k - 1))
+        return weights[0] * invariance + weights[1] * diagonal_part + weights[2] * off
+
+    return (
+        gradient(p1, p2, joint, blocks),
+        gradient(p2, p1, joint.T, np.transpose(blocks, (0, 2, 1))),
+    )

@@ -11,7 +11,11 @@ Every scenario compares data-parallel training with one device on the
 concatenated global batch:
 - the loss and its gradients with respect to the soft codes;
 - the weights after three `fit` steps of a BatchNorm-free IMSVDModel with SGD;
-- that the replicas really hold a slice of the batch each.
+- that the replicas really hold a slice of the batch each;
+and the loss of codes made at several temperatures, with weights that differ
+from each other, with the float64 transcription `tests/reference.py`. The
+PyTorch scenario also trains a model with BatchNorm from different seeds per
+process.
 """
 
 import json
@@ -21,6 +25,8 @@ import sys
 import time
 
 import numpy as np
+
+from tests import reference
 
 _START = time.perf_counter()
 
@@ -36,6 +42,22 @@ NUM_VARIABLES = 4
 BIN_SIZE = 8
 IMAGE_SHAPE = (4, 4, 1)
 LEARNING_RATE = 2.0
+
+
+# name: (batch, num_variables, bin_size, temperature, loss weights). The weights
+# differ from each other and from 1: two weights swapped, or one dropped, change
+# the loss.
+WEIGHTED_CASES = {
+    "k4_b8": (16, 4, 8, 0.5, (0.7, 1.9, 0.4)),
+    "k3_b4": (8, 3, 4, 2.0, (1.3, 0.25, 2.5)),
+}
+TERMS = ("invariance_loss", "diagonal_loss", "off_diagonal_loss")
+WEIGHT_NAMES = ("invariance_weight", "diagonal_weight", "off_diagonal_weight")
+
+
+def _weights(name):
+    """The loss weights of case `name`, as keyword arguments."""
+    return dict(zip(WEIGHT_NAMES, WEIGHTED_CASES[name][4]))
 
 
 def _codes(seed=0):
@@ -60,15 +82,158 @@ def _global_dataset():
     return data.batch(GLOBAL_BATCH, drop_remainder=True)
 
 
-def _model(model_class=None, seed=0):
+def _weighted_codes(name):
+    """Soft codes of case `name` from `SoftVariableDiscretization`, and float64.
+
+    Returns:
+        `([p1, p2], [r1, r2])`: the layer's float32 codes `(N, K, b)` and the
+        float64 codes of `reference.soft_codes` from the same logits.
+    """
+    from keras import ops
+
+    import keras_imsvd
+
+    batch, num_variables, bin_size, temperature, _ = WEIGHTED_CASES[name]
+    rng = np.random.default_rng(10 + sorted(WEIGHTED_CASES).index(name))
+    z1 = rng.normal(scale=2.0, size=(batch, num_variables * bin_size))
+    logits = [z.astype("float32") for z in (z1, z1 + rng.normal(size=z1.shape))]
+    layer = keras_imsvd.SoftVariableDiscretization(bin_size, temperature=temperature)
+    codes = [np.asarray(ops.convert_to_numpy(layer(z))) for z in logits]
+    return codes, [reference.soft_codes(z, bin_size, temperature) for z in logits]
+
+
+def _reference_errors(name, value, terms, grads, rows=slice(None)):
+    """Errors of a loss, its terms and its gradients against float64.
+
+    `grads` are the gradients of `rows` of the batch with respect to the codes
+    of both views; the gradients of reference are taken at the same float32
+    codes. Errors are relative to `max(1, |expected|)` for the loss and terms,
+    to the largest expected entry for the gradients.
+    """
+    codes, reference_codes = _weighted_codes(name)
+    weights = WEIGHTED_CASES[name][4]
+    expected = reference.loss(*reference_codes, weights)
+    expected_terms = reference.loss_terms(*reference_codes)
+    expected_grads = reference.loss_gradients(*codes, weights)
+    return {
+        "value": float(value),
+        "expected": float(expected),
+        "value_error": abs(float(value) - expected) / max(1.0, abs(expected)),
+        "terms_error": max(
+            abs(float(terms[k]) - expected_terms[k]) / max(1.0, abs(expected_terms[k]))
+            for k in TERMS
+        ),
+        "grad_error": max(
+            float(np.max(np.abs(np.asarray(g) - e[rows])) / np.max(np.abs(e)))
+            for g, e in zip(grads, expected_grads)
+        ),
+    }
+
+
+def _spy_on_terms():
+    """Wraps the term functions of `keras_imsvd.losses`; returns their calls.
+
+    Each call is recorded as `[name, shape of p1, collectives]`, where
+    collectives is `"none"`, `"one replica"` (a plain `BatchCollectives`) or
+    `"replicas"` (a subclass, supplied by a distributed caller).
+    """
+    import importlib
+
+    from keras_imsvd.losses import BatchCollectives
+
+    module = importlib.import_module("keras_imsvd.losses.joint_cross_entropy")
+    calls = []
+
+    def kind(collectives):
+        if collectives is None:
+            return "none"
+        return "one replica" if type(collectives) is BatchCollectives else "replicas"
+
+    def spy(name):
+        term = getattr(module, name)
+
+        def recorded(p1, p2, collectives=None):
+            calls.append([name, list(p1.shape), kind(collectives)])
+            return term(p1, p2, collectives)
+
+        return recorded
+
+    for name in ("invariance_term", "diagonal_term", "off_diagonal_term"):
+        setattr(module, name, spy(name))
+    return calls
+
+
+def _per_replica_batch_norm(replicas, **kwargs):
+    """BatchNormalization as `replicas` processes run it, on one device.
+
+    In training, each of `replicas` equal slices of the batch is normalised by
+    its own statistics, as each process normalises its own samples; the moving
+    statistics move by the average of the slices' updates, as
+    `SynchronizeReplicas` averages them (the update is affine in the batch
+    statistics, so averaging each update or the epoch's result is the same).
+    """
+    import keras
+    from keras import ops
+
+    class PerReplicaBatchNormalization(keras.layers.BatchNormalization):
+        def call(self, inputs, training=None, mask=None):
+            if not training:
+                return super().call(inputs, training=training, mask=mask)
+            moving = (self.moving_mean, self.moving_variance)
+            start = [ops.copy(variable.value) for variable in moving]
+            outputs, updated = [], []
+            for part in ops.split(inputs, replicas, axis=0):
+                for variable, value in zip(moving, start):
+                    variable.assign(value)
+                outputs.append(super().call(part, training=True))
+                updated.append([ops.copy(variable.value) for variable in moving])
+            for variable, values in zip(moving, zip(*updated)):
+                variable.assign(ops.mean(ops.stack(values), axis=0))
+            return ops.concatenate(outputs, axis=0)
+
+    return PerReplicaBatchNormalization(**kwargs)
+
+
+def _batch_norm_report(names, start, weights, initial, reference_weights):
+    """Differences per variable, and a digest of the trained weights' bytes.
+
+    `start` and `weights` are this process's weights before and after `fit`;
+    `initial` and `reference_weights` those of one device, from rank 0's seed.
+    """
+    import hashlib
+
+    def differences(first, second):
+        # One per variable, in the order of `names`.
+        return [float(np.max(np.abs(a - b))) for a, b in zip(first, second)]
+
+    digest = hashlib.sha256()
+    for array in weights:
+        digest.update(np.ascontiguousarray(array, dtype="float32").tobytes())
+    return {
+        "names": names,
+        "start_vs_initial": differences(start, initial),
+        "moved": differences(reference_weights, initial),
+        "vs_reference": differences(weights, reference_weights),
+        "digest": digest.hexdigest(),
+    }
+
+
+def _model(model_class=None, seed=0, normalization=None):
+    """A small IMSVDModel, built; `normalization()` makes a layer after Dense."""
     import keras
 
     import keras_imsvd
 
     keras.utils.set_random_seed(seed)
-    encoder = keras.Sequential(
-        [keras.layers.Flatten(), keras.layers.Dense(16, activation="tanh")]
-    )
+    if normalization is None:
+        layers = [keras.layers.Dense(16, activation="tanh")]
+    else:
+        layers = [
+            keras.layers.Dense(16),
+            normalization(),
+            keras.layers.Activation("tanh"),
+        ]
+    encoder = keras.Sequential([keras.layers.Flatten()] + layers)
     projector = keras.Sequential(
         [
             keras.layers.Dense(32, activation="relu"),
@@ -152,6 +317,7 @@ def jax_main():
         return jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)
 
     (ref_value, ref_terms), ref_grads = jax.jit(loss_of(plans["none"]))(p1, p2)
+    weighted_codes = {name: _weighted_codes(name)[0] for name in WEIGHTED_CASES}
     ref_fit = _fit(_model(), _global_dataset())
     initial = _model().get_weights()
 
@@ -193,7 +359,23 @@ def jax_main():
         result["fit"] = _fit_report(
             ref_fit, _fit(_model(Recording), _global_dataset()), initial
         )
+        calls = _spy_on_terms()
+        weighted = {}
+        for name, codes in weighted_codes.items():
+            layout = replicas.distribution.get_data_layout(codes[0].shape)
+            args = [jax.device_put(c, layout.backend_layout) for c in codes]
+
+            def plan(a, b, name=name):
+                return distribute.global_joint_cross_entropy(a, b, **_weights(name))
+
+            del calls[:]
+            weighted[name] = jax.jit(loss_of(plan))(*args), list(calls)
     result["step_input_shards"] = shards
+    result["weighted"] = {
+        name: _reference_errors(name, value, terms, grads)
+        for name, (((value, terms), grads), _) in weighted.items()
+    }
+    result["term_calls"] = {name: calls for name, (_, calls) in weighted.items()}
     return result
 
 
@@ -242,7 +424,25 @@ def tensorflow_main():
             scaled = distribute.scale_loss_for_replicas(loss)
         return loss, tape.gradient(scaled, [a, b])
 
+    def weighted_loss_and_grads(weights):
+        def step(a, b):
+            with tf.GradientTape() as tape:
+                tape.watch([a, b])
+                loss, terms = distribute.global_joint_cross_entropy(a, b, **weights)
+                scaled = distribute.scale_loss_for_replicas(loss)
+            return loss, terms, tape.gradient(scaled, [a, b])
+
+        return tf.function(step)
+
+    def gather_and_scale(x):
+        return (
+            distribute.all_gather(x),
+            distribute.scale_loss_for_replicas(tf.constant(2.0)),
+            tf.constant(distribute.num_replicas()),
+        )
+
     ref_value, ref_grads = loss_and_grads(tf.constant(p1), tf.constant(p2))
+    weighted_codes = {name: _weighted_codes(name)[0] for name in WEIGHTED_CASES}
     ref_fit = _fit(_model(), _global_dataset())
     initial = _model().get_weights()
 
@@ -267,14 +467,17 @@ def tensorflow_main():
     with distribute.data_parallel(devices=devices) as replicas:
         strategy = replicas.strategy
         result["num_replicas"] = replicas.num_replicas
-        local = GLOBAL_BATCH // replicas.num_replicas
 
         def split(array):
+            local = len(array) // replicas.num_replicas
             return strategy.experimental_distribute_values_from_function(
                 lambda context: tf.constant(
                     array[context.replica_id_in_sync_group * local :][:local]
                 )
             )
+
+        def local_results(values):
+            return strategy.experimental_local_results(values)
 
         values, grads = strategy.run(
             tf.function(loss_and_grads), args=(split(p1), split(p2))
@@ -290,7 +493,31 @@ def tensorflow_main():
         result["grad_max_diff"] = _max_diff([g.numpy() for g in ref_grads], grads)
         model = _model(Recording)
         result["fit"] = _fit_report(ref_fit, _fit(model, _global_dataset()), initial)
+        gathered, scaled, counted = strategy.run(
+            tf.function(gather_and_scale), args=(split(p1),)
+        )
+        result["all_gather_max_diff"] = max(
+            float(np.max(np.abs(g.numpy() - p1))) for g in local_results(gathered)
+        )
+        result["scaled_loss"] = [float(v) for v in local_results(scaled)]
+        result["num_replicas_seen"] = [int(v) for v in local_results(counted)]
+        weighted = {}
+        for name, codes in weighted_codes.items():
+            values, terms, grads = strategy.run(
+                weighted_loss_and_grads(_weights(name)), args=tuple(map(split, codes))
+            )
+            grads = [
+                np.concatenate([g.numpy() for g in local_results(x)]) for x in grads
+            ]
+            # Every replica computes the loss of the global batch.
+            weighted[name] = [
+                _reference_errors(
+                    name, value, {k: local_results(terms[k])[i] for k in TERMS}, grads
+                )
+                for i, value in enumerate(local_results(values))
+            ]
     result["compute_loss_replicas"] = seen
+    result["weighted"] = weighted
     return result
 
 
@@ -307,17 +534,31 @@ def torch_main():
     torch.set_num_threads(1)
     p1, p2 = _codes()
 
-    def loss_and_grads(a, b):
+    def loss_and_grads(a, b, **weights):
         a = torch.tensor(a, requires_grad=True)
         b = torch.tensor(b, requires_grad=True)
-        loss = distribute.global_joint_cross_entropy(a, b)[0]
+        loss, terms = distribute.global_joint_cross_entropy(a, b, **weights)
         loss.backward()
-        return float(loss.detach()), [a.grad.numpy(), b.grad.numpy()]
+        terms = {k: float(v.detach()) for k, v in terms.items()}
+        return float(loss.detach()), [a.grad.numpy(), b.grad.numpy()], terms
 
     _log("torch: imported")
-    ref_value, ref_grads = loss_and_grads(p1, p2)
+    ref_value, ref_grads, _ = loss_and_grads(p1, p2)
     ref_fit = _fit(_model(), _global_dataset())
     initial = _model().get_weights()
+    weighted_codes = {name: _weighted_codes(name)[0] for name in WEIGHTED_CASES}
+    world_size = int(os.environ["WORLD_SIZE"])
+
+    def batch_norm():
+        return keras.layers.BatchNormalization(momentum=0.5)
+
+    def per_process_batch_norm():
+        return _per_replica_batch_norm(world_size, momentum=0.5)
+
+    # Rank 0's initial weights (seed 0), trained on one device.
+    batch_norm_reference = _model(seed=0, normalization=per_process_batch_norm)
+    batch_norm_initial = batch_norm_reference.get_weights()
+    batch_norm_reference = _fit(batch_norm_reference, _global_dataset())[0]
     _log("torch: single-device reference done")
 
     seen = []
@@ -346,7 +587,7 @@ def torch_main():
         result.update(rank=rank, num_replicas=world)
         local = GLOBAL_BATCH // world
         rows = slice(rank * local, (rank + 1) * local)
-        value, grads = loss_and_grads(p1[rows], p2[rows])
+        value, grads, _ = loss_and_grads(p1[rows], p2[rows])
         result["value_diff"] = abs(value - ref_value)
         # The gather's backward sums each slice's gradient over the `world`
         # processes; SynchronizeReplicas divides by `world` when it averages.
@@ -361,6 +602,36 @@ def torch_main():
         result["fit"] = _fit_report(ref_fit, distributed, initial)
         result["compute_loss_batches"] = seen
         _log("torch: data-parallel fit done")
+        gathered = distribute.all_gather(torch.tensor(p1[rows]))
+        result["all_gather_max_diff"] = float(np.max(np.abs(gathered.numpy() - p1)))
+        result["num_replicas_seen"] = distribute.num_replicas()
+        result["scaled_loss"] = float(
+            distribute.scale_loss_for_replicas(torch.tensor(2.0))
+        )
+        weighted = {}
+        for name, codes in weighted_codes.items():
+            share = len(codes[0]) // world
+            mine = slice(rank * share, (rank + 1) * share)
+            value, grads, terms = loss_and_grads(
+                codes[0][mine], codes[1][mine], **_weights(name)
+            )
+            grads = [g / world for g in grads]
+            weighted[name] = _reference_errors(name, value, terms, grads, mine)
+        result["weighted"] = weighted
+        # BatchNorm, and a different seed in each process: rank 0's weights
+        # must reach every process, and the moving statistics be averaged.
+        model = _model(seed=rank, normalization=batch_norm)
+        names = [variable.name for variable in model.weights]
+        start = model.get_weights()
+        weights, _ = _fit(
+            model,
+            replicas.distribute_dataset(_global_dataset()),
+            callbacks=[distribute.SynchronizeReplicas()],
+        )
+        result["batch_norm_fit"] = _batch_norm_report(
+            names, start, weights, batch_norm_initial, batch_norm_reference
+        )
+        _log("torch: data-parallel fit with BatchNorm done")
         _emit(result)
         if failing_rank >= 0:
             # One process fails after a step; the other, waiting for it in the

@@ -2,33 +2,25 @@
 
 The first tests run in process, on the one local device. Each backend's
 multi-device scenario (`_scenarios.py`) runs in fresh processes with simulated
-devices: JAX with 4 host devices (and as 2 processes, as on 2 hosts),
-TensorFlow with 4 logical CPU devices, PyTorch with 2 gloo processes. A scenario
-runs only when `KERAS_BACKEND` names its backend, so running the suite under the
-three backends covers each once.
+devices (`conftest.py`): JAX with 4 host devices (and as 2 processes, as on 2
+hosts), TensorFlow with 4 logical CPU devices, PyTorch with 2 gloo processes. A
+scenario runs only when `KERAS_BACKEND` names its backend, so running the suite
+under the three backends covers each once.
 """
-
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import warnings
 
 import keras
 import numpy as np
 import pytest
 
 from keras_imsvd import distribute
-from tests.conftest import REPO_ROOT
+from tests.distribute import _processes
+from tests.distribute._processes import BACKEND
+from tests.distribute._processes import only
 from tests.distribute._scenarios import GLOBAL_BATCH
 from tests.distribute._scenarios import _fit
 from tests.distribute._scenarios import _global_dataset
 from tests.distribute._scenarios import _model
 
-BACKEND = keras.backend.backend()
-TIMEOUT = 300  # seconds for a scenario, imports included, on 2 slow cores
 LOSS_TOLERANCE = 1e-5
 FIT_TOLERANCE = 1e-4
 MISSING_SCALE = (
@@ -119,79 +111,6 @@ def test_bad_arguments():
 # -- many devices, in fresh processes -------------------------------------------
 
 
-def _only(backend):
-    return pytest.mark.skipif(
-        BACKEND != backend,
-        reason=f"the {backend} scenario runs when KERAS_BACKEND={backend}",
-    )
-
-
-def _environment(backend, **extra):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
-    env.update(extra)
-    return env
-
-
-def _start(scenario, **extra):
-    backend = scenario.split("-")[0]
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.distribute._scenarios", scenario],
-        cwd=REPO_ROOT,
-        env=_environment(backend, **extra),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _finish(processes, timeout=TIMEOUT):
-    """Waits for all processes; kills them all past `timeout`."""
-    deadline = time.monotonic() + timeout
-    outputs = []
-    try:
-        for process in processes:
-            remaining = max(deadline - time.monotonic(), 1)
-            outputs.append(process.communicate(timeout=remaining))
-    except subprocess.TimeoutExpired:
-        for process in processes:
-            process.kill()
-        pytest.fail(f"data-parallel scenario still running after {timeout} s")
-    return [
-        (process.returncode, stdout, stderr)
-        for process, (stdout, stderr) in zip(processes, outputs)
-    ]
-
-
-def _result(returncode, stdout, stderr):
-    """The scenario's `RESULT` line (pass `returncode=0` to ignore the code)."""
-    lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
-    if returncode != 0 or not lines:
-        pytest.fail(f"scenario failed (exit {returncode}):\n{stderr[-4000:]}")
-    return json.loads(lines[-1][len("RESULT ") :])
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _torch_processes(world_size=2, **extra):
-    port = str(_free_port())
-    return [
-        _start(
-            "torch",
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=port,
-            RANK=str(rank),
-            LOCAL_RANK=str(rank),
-            WORLD_SIZE=str(world_size),
-            **extra,
-        )
-        for rank in range(world_size)
-    ]
-
-
 def _check_fit(fit):
     # The three steps must move the weights, or the comparison proves nothing.
     assert fit["fit_weights_moved"] > 1e-2
@@ -203,34 +122,7 @@ def _check_fit(fit):
 # -- JAX ----------------------------------------------------------------------
 
 
-# XLA's CPU collectives over simulated devices sometimes deadlock on a small,
-# busy machine: XLA then aborts the process after this many seconds
-# ("Termination timeout for `all to all RendezvousKey` ... only 3 of them
-# arrived"), and the scenario is run again. Real devices are not concerned.
-XLA_CPU_RENDEZVOUS_TIMEOUT = 30
-XLA_CPU_ATTEMPTS = 3
-
-
-@pytest.fixture(scope="module")
-def jax_result():
-    flags = os.environ.get("XLA_FLAGS", "")
-    flags += (
-        " --xla_force_host_platform_device_count=4"
-        " --xla_cpu_collective_call_terminate_timeout_seconds="
-        f"{XLA_CPU_RENDEZVOUS_TIMEOUT}"
-    )
-    for _ in range(XLA_CPU_ATTEMPTS):
-        process = _start("jax", XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
-        returncode, stdout, stderr = _finish([process])[0]
-        if returncode == 0 or "Termination timeout for" not in stderr:
-            break
-        warnings.warn(
-            "XLA CPU collectives deadlocked; running the scenario again", stacklevel=2
-        )
-    return _result(returncode, stdout, stderr)
-
-
-@_only("jax")
+@only("jax")
 def test_jax_runs_on_four_devices(jax_result):
     assert jax_result["devices"] == 4
     assert jax_result["num_replicas"] == 4
@@ -242,7 +134,7 @@ def test_jax_runs_on_four_devices(jax_result):
         assert devices == 4
 
 
-@_only("jax")
+@only("jax")
 @pytest.mark.parametrize("plan", ["none", "all_gather", "row_blocks"])
 def test_jax_loss_and_gradients_match_single_device(jax_result, plan):
     assert jax_result[f"{plan}_value_diff"] < LOSS_TOLERANCE
@@ -250,7 +142,7 @@ def test_jax_loss_and_gradients_match_single_device(jax_result, plan):
     assert jax_result[f"{plan}_grad_max_diff"] < LOSS_TOLERANCE
 
 
-@_only("jax")
+@only("jax")
 def test_jax_gathers_codes_instead_of_reducing_the_joint_matrix(jax_result):
     joint = f"{jax_result['dim']},{jax_result['dim']}"
     collectives = jax_result["collectives"]
@@ -270,17 +162,17 @@ def test_jax_gathers_codes_instead_of_reducing_the_joint_matrix(jax_result):
         assert joint not in shapes
 
 
-@_only("jax")
+@only("jax")
 def test_jax_fit_matches_single_device(jax_result):
     _check_fit(jax_result["fit"])
 
 
-@_only("jax")
+@only("jax")
 def test_jax_two_processes_match_single_device():
     # Two processes of one CPU device each, as two hosts would run.
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{_processes.free_port()}"
     processes = [
-        _start(
+        _processes.start(
             "jax-processes",
             JAX_PLATFORMS="cpu",
             KERAS_DISTRIBUTION_JOB_ADDRESSES=address,
@@ -289,7 +181,8 @@ def test_jax_two_processes_match_single_device():
         )
         for index in range(2)
     ]
-    results = [_result(*output) for output in _finish(processes)]
+    outputs = _processes.finish(processes)
+    results = [_processes.result(*output) for output in outputs]
     for index, result in enumerate(results):
         assert result["process_index"] == index
         assert result["num_processes"] == result["num_replicas"] == 2
@@ -299,12 +192,7 @@ def test_jax_two_processes_match_single_device():
 # -- TensorFlow ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tensorflow_result():
-    return _result(*_finish([_start("tensorflow")])[0])
-
-
-@_only("tensorflow")
+@only("tensorflow")
 def test_tensorflow_runs_on_four_devices(tensorflow_result):
     assert tensorflow_result["num_replicas"] == 4
     seen = tensorflow_result["compute_loss_replicas"]
@@ -315,13 +203,13 @@ def test_tensorflow_runs_on_four_devices(tensorflow_result):
         assert replicas == 4
 
 
-@_only("tensorflow")
+@only("tensorflow")
 def test_tensorflow_loss_and_gradients_match_single_device(tensorflow_result):
     assert tensorflow_result["value_diff"] < LOSS_TOLERANCE
     assert tensorflow_result["grad_max_diff"] < LOSS_TOLERANCE
 
 
-@_only("tensorflow")
+@only("tensorflow")
 def test_tensorflow_fit_matches_single_device(tensorflow_result):
     _check_fit(tensorflow_result["fit"])
 
@@ -329,19 +217,7 @@ def test_tensorflow_fit_matches_single_device(tensorflow_result):
 # -- PyTorch ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def torch_outputs():
-    # After the equivalence checks, process 1 fails on purpose in a last `fit`.
-    return _finish(_torch_processes(SCENARIO_FAIL_RANK="1"))
-
-
-@pytest.fixture(scope="module")
-def torch_results(torch_outputs):
-    results = [_result(0, stdout, stderr) for _, stdout, stderr in torch_outputs]
-    return sorted(results, key=lambda result: result["rank"])
-
-
-@_only("torch")
+@only("torch")
 def test_torch_runs_two_processes(torch_results):
     assert [result["rank"] for result in torch_results] == [0, 1]
     for result in torch_results:
@@ -349,14 +225,14 @@ def test_torch_runs_two_processes(torch_results):
         assert result["compute_loss_batches"] == [[8, 4, 8]] * 3
 
 
-@_only("torch")
+@only("torch")
 def test_torch_loss_and_gradients_match_single_device(torch_results):
     for result in torch_results:
         assert result["value_diff"] < LOSS_TOLERANCE
         assert result["grad_max_diff"] < LOSS_TOLERANCE
 
 
-@_only("torch")
+@only("torch")
 def test_torch_fit_matches_single_device(torch_results):
     for result in torch_results:
         _check_fit(result["fit"])
@@ -364,9 +240,9 @@ def test_torch_fit_matches_single_device(torch_results):
     np.testing.assert_array_equal(first, second)
 
 
-@_only("torch")
+@only("torch")
 def test_torch_failure_in_one_process_stops_the_others(torch_outputs):
-    # `_finish` fails the test if the processes hang.
+    # `finish` fails the test if the processes hang.
     (code_0, _, stderr_0), (code_1, _, stderr_1) = torch_outputs
     assert code_1 != 0
     assert "this process fails on purpose" in stderr_1

@@ -133,6 +133,37 @@ def test_gradients_match_analytic_float64(rng):
     np.testing.assert_allclose(g1, expected, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("k", [1, 3])
+def test_reference_gradients_match_finite_differences(rng, k):
+    # The float64 gradients that the multi-device tests compare with.
+    p1, p2 = (reference.soft_codes(rng.normal(size=(5, k * 4)), 4) for _ in "12")
+    weights = (0.7, 1.9, 0.4)
+    h = 1e-6
+    for which, expected in enumerate(reference.loss_gradients(p1, p2, weights)):
+        numeric = np.zeros_like(p1)
+        for idx in np.ndindex(p1.shape):
+            plus, minus = [p1.copy(), p2.copy()], [p1.copy(), p2.copy()]
+            plus[which][idx] += h
+            minus[which][idx] -= h
+            numeric[idx] = (
+                reference.loss(*plus, weights) - reference.loss(*minus, weights)
+            ) / (2 * h)
+        np.testing.assert_allclose(expected, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_weighted_gradients_match_float64_reference(rng):
+    p1, p2 = _codes(rng, 16, 3, 5, temperature=0.5)
+    weights = (0.7, 1.9, 0.4)
+
+    def fn(a, c):
+        return joint_cross_entropy(a, c, *weights)[0]
+
+    value, grads = value_and_grad(fn, p1, p2)
+    np.testing.assert_allclose(value, reference.loss(p1, p2, weights), rtol=RTOL)
+    for grad, expected in zip(grads, reference.loss_gradients(p1, p2, weights)):
+        np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-6)
+
+
 def test_swapping_views_keeps_invariance_and_diagonal(rng):
     p1, p2 = _codes(rng, 50, 5, 6)
     _, a = joint_cross_entropy(p1, p2)
