@@ -7,13 +7,11 @@ import numpy as np
 from keras import ops
 
 from keras_imsvd import distribute
+from keras_imsvd._validation import VIEW_KEYS
 from keras_imsvd.layers.soft_variable_discretization import SoftVariableDiscretization
 from keras_imsvd.losses.joint_cross_entropy import _check_weight
 from keras_imsvd.models.projector import build_projector
 from keras_imsvd.models.projector import parse_projector_spec
-
-_VIEW_KEYS = ("view_1", "view_2")
-_TERMS = ("invariance_loss", "diagonal_loss", "off_diagonal_loss")
 
 
 def _shape_of(x):
@@ -25,11 +23,11 @@ def _is_shape(value):
 
 
 def _check_view_keys(keys):
-    if set(keys) != set(_VIEW_KEYS):
+    if set(keys) != set(VIEW_KEYS):
         raise ValueError(
             "IMSVD takes two views of each image, under exactly the keys "
             f"'view_1' and 'view_2'. Received: keys={sorted(keys, key=str)}, "
-            f"expected keys={list(_VIEW_KEYS)}"
+            f"expected keys={list(VIEW_KEYS)}"
         )
 
 
@@ -43,7 +41,7 @@ def _split_views(inputs, is_view):
     """
     if isinstance(inputs, dict):
         _check_view_keys(inputs)
-        return [inputs[key] for key in _VIEW_KEYS]
+        return [inputs[key] for key in VIEW_KEYS]
     if is_view(inputs) or not isinstance(inputs, (list, tuple)):
         return None
     views = list(inputs)
@@ -392,7 +390,7 @@ class IMSVDModel(keras.Model):
             return self._soft_codes(inputs, training=training)
         return {
             key: self._soft_codes(view, training=training)
-            for key, view in zip(_VIEW_KEYS, views)
+            for key, view in zip(VIEW_KEYS, views)
         }
 
     # -- steps ---------------------------------------------------------------
