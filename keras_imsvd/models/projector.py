@@ -1,6 +1,50 @@
 """The IMSVD projector: an MLP of Dense + BatchNorm + ReLU blocks."""
 
+import math
+
 import keras
+
+from keras_imsvd.backbones import _check_batch_norm
+
+_INITIALIZATIONS = ("torch", "keras")
+
+
+@keras.saving.register_keras_serializable(package="keras_imsvd")
+class LinearDense(keras.layers.Dense):
+    """A `keras.layers.Dense` that starts as `torch.nn.Linear` does.
+
+    With `F` inputs, the kernel starts `uniform(-1/sqrt(F), 1/sqrt(F))` (torch's
+    `kaiming_uniform_(a=sqrt(5))`, which is `VarianceScaling(1/3, "fan_in",
+    "uniform")`) and so does the bias, whose bound is only known once the
+    layer sees its input. A `kernel_initializer` or `bias_initializer` passed
+    in replaces the torch one.
+
+    Args:
+        units: Output size.
+        **kwargs: `keras.layers.Dense` arguments.
+    """
+
+    def __init__(self, units, **kwargs):
+        fan_in_bias = "bias_initializer" not in kwargs
+        kwargs.setdefault(
+            "kernel_initializer",
+            keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"),
+        )
+        super().__init__(units, **kwargs)
+        self._fan_in_bias = fan_in_bias
+
+    def build(self, input_shape):
+        if self._fan_in_bias:
+            bound = 1.0 / math.sqrt(input_shape[-1])
+            self.bias_initializer = keras.initializers.RandomUniform(-bound, bound)
+        super().build(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        if self._fan_in_bias:
+            # Rebuilt from the input size when the layer is built again.
+            config.pop("bias_initializer")
+        return config
 
 
 def parse_projector_spec(projector):
@@ -46,16 +90,32 @@ def parse_projector_spec(projector):
     return widths
 
 
-def build_projector(projector, name="projector"):
+def build_projector(
+    projector,
+    name="projector",
+    initialization="torch",
+    batch_norm_epsilon=1e-5,
+    batch_norm_momentum=0.9,
+):
     """Builds the projector MLP of IMSVD from a spec.
 
     Every width but the last gives a `Dense -> BatchNormalization -> ReLU` block;
     the last width gives a `Dense` without bias, as in the published code (and in
-    Barlow Twins, on which it builds).
+    Barlow Twins, on which it builds). By default the layers start as
+    PyTorch's: `LinearDense` layers (kernel and bias uniform in
+    `+-1/sqrt(fan_in)`) and BatchNorm with epsilon 1e-5 and momentum 0.9
+    (torch's 0.1).
 
     Args:
         projector: Widths as a string (`"8192-8160"`) or a list of integers.
         name: Name of the returned model. Defaults to `"projector"`.
+        initialization: `"torch"` (`LinearDense`, as `torch.nn.Linear`) or
+            `"keras"` (`keras.layers.Dense`: glorot-uniform kernel, zero bias,
+            the behaviour of keras_imsvd 0.1.0). Defaults to `"torch"`.
+        batch_norm_epsilon: Epsilon of the BatchNorm layers. Defaults to
+            `1e-5`.
+        batch_norm_momentum: Keras momentum of their moving statistics.
+            Defaults to `0.9`.
 
     Returns:
         A `keras.Sequential` mapping `(N, F)` features to `(N, widths[-1])`.
@@ -68,14 +128,23 @@ def build_projector(projector, name="projector"):
     ['Dense', 'BatchNormalization', 'ReLU', 'Dense']
     """
     widths = parse_projector_spec(projector)
+    if initialization not in _INITIALIZATIONS:
+        raise ValueError(
+            f"`initialization` must be one of {_INITIALIZATIONS}. "
+            f"Received: initialization={initialization!r}"
+        )
+    _check_batch_norm(batch_norm_epsilon, batch_norm_momentum)
+    dense = LinearDense if initialization == "torch" else keras.layers.Dense
     blocks = []
     for i, width in enumerate(widths[:-1]):
         blocks += [
-            keras.layers.Dense(width, name=f"dense_{i}"),
-            keras.layers.BatchNormalization(name=f"batch_norm_{i}"),
+            dense(width, name=f"dense_{i}"),
+            keras.layers.BatchNormalization(
+                epsilon=batch_norm_epsilon,
+                momentum=batch_norm_momentum,
+                name=f"batch_norm_{i}",
+            ),
             keras.layers.ReLU(name=f"relu_{i}"),
         ]
-    blocks.append(
-        keras.layers.Dense(widths[-1], use_bias=False, name=f"dense_{len(widths) - 1}")
-    )
+    blocks.append(dense(widths[-1], use_bias=False, name=f"dense_{len(widths) - 1}"))
     return keras.Sequential(blocks, name=name)
