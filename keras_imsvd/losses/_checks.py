@@ -4,6 +4,7 @@ import math
 import sys
 
 import keras
+import numpy as np
 from keras import ops
 
 # How far the sum of a row of soft codes may stray from 1. The clamp of
@@ -65,26 +66,20 @@ def _is_traced(x):
 
 
 def _summary(p):
-    """`(non-finite entries, min, min row sum, max row sum)` of `p`, on the host.
+    """`(smallest entry, largest |row sum - 1|, sum)` of `p`, read on the host.
 
-    `None` where `p` holds no values yet: a JAX tracer or a TensorFlow graph
-    tensor refuses the conversion to NumPy.
+    Two passes over the codes, three numbers read back: a NaN or an infinity
+    anywhere makes the sum non-finite. `None` where `p` holds no
+    values yet: a JAX tracer or a TensorFlow graph tensor refuses the
+    conversion to NumPy.
     """
     if _is_traced(p):
         return None
     p = ops.stop_gradient(p)
     sums = ops.sum(p, axis=-1)  # (N, K)
-    finite = ops.isfinite(p)
-    summary = ops.stack(
-        [
-            ops.sum(ops.cast(ops.logical_not(finite), p.dtype)),
-            ops.min(ops.where(finite, p, 0.0)),
-            ops.min(ops.where(ops.isfinite(sums), sums, 1.0)),
-            ops.max(ops.where(ops.isfinite(sums), sums, 1.0)),
-        ]
-    )
+    summary = (ops.min(p), ops.max(ops.abs(sums - 1.0)), ops.sum(sums))
     try:
-        return [float(v) for v in ops.convert_to_numpy(summary)]
+        return [float(ops.convert_to_numpy(value)) for value in summary]
     except (TypeError, NotImplementedError):
         return None
 
@@ -100,22 +95,22 @@ def check_probabilities(name, p):
     summary = _summary(p)
     if summary is None:
         return
-    non_finite, minimum, lowest_sum, highest_sum = summary
-    if non_finite:
+    minimum, deviation, total = summary
+    if not math.isfinite(total):
+        count = int(np.sum(~np.isfinite(ops.convert_to_numpy(p))))
         raise ValueError(
             f"`{name}` must hold finite probabilities. "
-            f"Received: {name} with {int(non_finite)} NaN or infinite entries"
+            f"Received: {name} with {count} NaN or infinite entries"
         )
     if minimum < 0:
         raise ValueError(
             f"`{name}` must hold probabilities >= 0 (soft codes, not logits). "
             f"Received: min({name})={minimum:.6g}"
         )
-    if abs(lowest_sum - 1) > SIMPLEX_TOLERANCE or abs(highest_sum - 1) > (
-        SIMPLEX_TOLERANCE
-    ):
+    if deviation > SIMPLEX_TOLERANCE:
+        sums = np.sum(ops.convert_to_numpy(p), axis=-1)
         raise ValueError(
             f"Each row {name}[n, k, :] must sum to 1 (within {SIMPLEX_TOLERANCE}): "
             "the codes of each variable are a distribution over its bins. "
-            f"Received: row sums of {name} from {lowest_sum:.6g} to {highest_sum:.6g}"
+            f"Received: row sums of {name} from {sums.min():.6g} to {sums.max():.6g}"
         )
