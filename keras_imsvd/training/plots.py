@@ -53,7 +53,9 @@ def history_figure(history, bin_size=None):
     epochs, knn = _series(history, "val_knn_accuracy")
     axes[4].plot(epochs, knn, color="tab:green", marker="o")
     axes[4].set_title("held-out kNN accuracy", fontsize=10)
-    axes[4].set_ylim(0, 1)
+    if knn:
+        # Room below the lowest value, the top at 1: the rise stays visible.
+        axes[4].set_ylim(max(0.0, min(knn) - 0.05), 1.0)
     axes[5].axis("off")
     for ax in axes[:5]:
         ax.set_xlabel("epoch")
