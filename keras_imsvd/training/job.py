@@ -138,7 +138,13 @@ def make_views(config, channels):
 
 
 def build_encoder(architecture, image_shape):
-    return getattr(backbones, architecture)(input_shape=image_shape)
+    # The input normalisation of the published script of each architecture
+    # (imsvd_cifar.py for the CIFAR ResNet-18, imsvd.py for ResNet-50), for RGB.
+    published = {"resnet18_cifar": "cifar10", "resnet50": "imagenet"}
+    normalization = published.get(architecture) if image_shape[-1] == 3 else None
+    return getattr(backbones, architecture)(
+        input_shape=image_shape, normalization=normalization
+    )
 
 
 def build_model(config, image_shape, steps_per_epoch):

@@ -205,3 +205,22 @@ def test_normalised_encoder_equals_encoder_on_normalised_images(rng, name):
     ):
         np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-5)
     assert not np.allclose(plain.predict(x.astype("float32"), verbose=0), expected)
+
+
+def test_train_py_encoders_carry_the_published_normalisation():
+    from keras_imsvd.training.job import build_encoder
+
+    def normalisation(encoder):
+        found = [
+            layer
+            for layer in encoder.layers
+            if isinstance(layer, keras.layers.Normalization)
+        ]
+        return found[0] if found else None
+
+    layer = normalisation(build_encoder("resnet18_cifar", (8, 8, 3)))
+    mean, std = NORMALIZATIONS["cifar10"]
+    np.testing.assert_allclose(np.ravel(layer.mean), mean, rtol=1e-6)
+    np.testing.assert_allclose(np.sqrt(np.ravel(layer.variance)), std, rtol=1e-6)
+    assert normalisation(build_encoder("resnet18_cifar", (8, 8, 1))) is None
+    assert normalisation(build_encoder("small_convnet", (8, 8, 3))) is None
