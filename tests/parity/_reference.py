@@ -192,7 +192,7 @@ def train_torch(net, batches, rates, bin_size):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return losses
 
 
