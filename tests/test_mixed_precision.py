@@ -162,8 +162,10 @@ def test_training_step_matches_float32(float32_step, policy):
     # mixed_float16 the optimizer scales it by 2^15 internally).
     np.testing.assert_allclose(loss, expected_loss, rtol=4 * u)
     # Gradients pass back through every layer, rounding activations and
-    # gradients on the way: the step carries errors of tens of u (measured:
-    # 12 u for bfloat16, 4 u for float16). 32 u still fails a step that
-    # differs by a lost term, a wrong sign or an unscaled gradient.
+    # gradients on the way, and the error grows with the network's
+    # conditioning rather than with u alone: measured 10-14 u for bfloat16
+    # (about 0.05 of the step) and 5-43 u for float16 (at most 0.02) on the
+    # three backends. The step must match to 10%; a lost term, a doubled loss
+    # or an unscaled gradient moves it by 85% or more.
     error = np.linalg.norm(step - expected_step) / np.linalg.norm(expected_step)
-    assert error < 32 * u
+    assert error < 0.1
