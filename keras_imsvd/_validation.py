@@ -1,5 +1,6 @@
 """Private: argument checks shared by several packages of keras_imsvd."""
 
+import math
 import numbers
 
 # The keys of the two views in a batch: `{"view_1": x1, "view_2": x2}`.
@@ -56,3 +57,13 @@ def views_of_dict(views) -> list:
             f"Received: keys={sorted(views)}"
         )
     return [views[key] for key in VIEW_KEYS]
+
+
+def check_weight(name, value):
+    """Raises unless `value` is a finite number `>= 0` (a weight of a term)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(
+            f"`{name}` must be a finite number >= 0. Received: {name}={value}"
+        )

@@ -13,16 +13,6 @@ from keras import ops
 SIMPLEX_TOLERANCE = 1e-2
 
 
-def check_weight(name, value):
-    """Raises unless `value` is a finite number `>= 0` (a weight of a term)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(
-            f"`{name}` must be a finite number >= 0. Received: {name}={value}"
-        )
-
-
 def check_codes(p1, p2):
     """Raises unless `p1`, `p2` are floating `(N, K, b)` tensors, `N >= 2`."""
     for name, p in (("p1", p1), ("p2", p2)):

@@ -2,9 +2,9 @@
 
 from keras import ops
 
+from keras_imsvd._validation import check_weight
 from keras_imsvd.losses._checks import check_codes
 from keras_imsvd.losses._checks import check_probabilities
-from keras_imsvd.losses._checks import check_weight
 from keras_imsvd.losses.batch_collectives import BatchCollectives
 
 # Floor inside logarithms. Soft codes are clamped at `epsilon` (1e-8 by default),
@@ -13,8 +13,6 @@ from keras_imsvd.losses.batch_collectives import BatchCollectives
 # zeros finite (0 * log(floor) == 0, so zero entries drop out of P log P).
 _LOG_FLOOR = 1e-30
 
-# The name `models/imsvd_model.py` imports; `_checks.check_weight` is the check.
-_check_weight = check_weight
 
 _ONE_REPLICA = BatchCollectives()
 

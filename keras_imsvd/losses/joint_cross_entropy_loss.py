@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_imsvd.losses._checks import check_weight
+from keras_imsvd._validation import check_weight
 from keras_imsvd.losses.joint_cross_entropy import joint_cross_entropy
 
 

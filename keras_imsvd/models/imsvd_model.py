@@ -8,8 +8,8 @@ from keras import ops
 
 from keras_imsvd import distribute
 from keras_imsvd._validation import VIEW_KEYS
+from keras_imsvd._validation import check_weight
 from keras_imsvd.layers.soft_variable_discretization import SoftVariableDiscretization
-from keras_imsvd.losses.joint_cross_entropy import _check_weight
 from keras_imsvd.models.projector import build_projector
 from keras_imsvd.models.projector import parse_projector_spec
 
@@ -280,7 +280,7 @@ class IMSVDModel(keras.Model):
             ("diagonal_weight", diagonal_weight),
             ("off_diagonal_weight", off_diagonal_weight),
         ):
-            _check_weight(name, value)
+            check_weight(name, value)
         if not isinstance(check_inputs, bool):
             raise TypeError(
                 "`check_inputs` must be True or False. Received: "
