@@ -1,4 +1,4 @@
-"""Float64 NumPy transcription of IMSVD (DESIGN.md section 1), for tests."""
+"""Float64 NumPy transcription of IMSVD (docs/design.md, "Formulas"), for tests."""
 
 import numpy as np
 

@@ -2,7 +2,8 @@
 
 On TensorFlow and PyTorch the codes are all-gathered and
 `keras_imsvd.losses.joint_cross_entropy` runs on every replica. On JAX under a
-`keras.distribution`, the loss runs as the three-step plan of DESIGN.md section 3,
+`keras.distribution`, the loss runs as the three-step plan of docs/design.md
+("The loss over several replicas"),
 with `shard_map` over the data-parallel mesh axis (`n` devices, `N` samples,
 `D = K b`):
 
