@@ -4,7 +4,7 @@
   (layer name included), not only of its short name;
 - `loss_scale_factor` reaches the base optimizer;
 - the schedule's number arguments refuse bools and strings with a ValueError
-  that quotes them.
+  that quotes them, and `final_scale` takes both ends of [0, 1].
 """
 
 import keras
@@ -67,3 +67,11 @@ _BASE = dict(base_learning_rate=0.1, batch_size=256, steps_per_epoch=10, epochs=
 def test_schedule_refuses_bools_and_strings(name, value):
     with pytest.raises(ValueError, match=f"Received: {name}={value!r}"):
         published_schedule(**{**_BASE, name: value})
+
+
+@pytest.mark.parametrize("final_scale", [0, 1])
+def test_schedule_accepts_both_ends_of_final_scale(final_scale):
+    schedule = published_schedule(**_BASE, warmup_epochs=0, final_scale=final_scale)
+    # No warm-up: the peak 0.1 at step 0, `final_scale` times it at the end.
+    rates = [float(keras.ops.convert_to_numpy(schedule(s))) for s in (0, 200)]
+    np.testing.assert_allclose(rates, [0.1, 0.1 * final_scale], atol=1e-7)
