@@ -90,6 +90,7 @@ def global_joint_cross_entropy(
     invariance_weight=1.0,
     diagonal_weight=1.0,
     off_diagonal_weight=1.0,
+    validate=True,
 ):
     """`keras_imsvd.losses.joint_cross_entropy` over the global batch.
 
@@ -114,6 +115,7 @@ def global_joint_cross_entropy(
         invariance_weight: Weight of `L_inv`, `>= 0`. Defaults to `1.0`.
         diagonal_weight: Weight of `L_dia`, `>= 0`. Defaults to `1.0`.
         off_diagonal_weight: Weight of `L_off`, `>= 0`. Defaults to `1.0`.
+        validate: See `joint_cross_entropy`. Defaults to `True`.
 
     Returns:
         A tuple `(total, terms)` as `joint_cross_entropy` returns it: the
@@ -131,6 +133,7 @@ def global_joint_cross_entropy(
         "invariance_weight": invariance_weight,
         "diagonal_weight": diagonal_weight,
         "off_diagonal_weight": off_diagonal_weight,
+        "validate": validate,
     }
     row_blocks = _jax_row_blocks(p1) if hasattr(p1, "shape") else None
     if row_blocks is None:

@@ -124,6 +124,7 @@ def joint_cross_entropy(
     diagonal_weight=1.0,
     off_diagonal_weight=1.0,
     collectives=None,
+    validate=True,
 ):
     """Joint cross-entropy loss of IMSVD, from the soft codes of two views.
 
@@ -169,6 +170,11 @@ def joint_cross_entropy(
             `run` hands each replica its rows, and the term functions combine
             their statistics through it. Defaults to `None`: the codes are
             the whole batch, on one replica.
+        validate: In eager execution, check that the codes are probabilities
+            (finite, non-negative, rows summing to 1). Traced and compiled
+            code is never checked. `IMSVDModel` passes `False`: its codes come
+            from its own softmax, and non-finite ones mean that training
+            diverged, which a non-finite loss reports. Defaults to `True`.
 
     Returns:
         A tuple `(total, terms)`: the float32 scalar loss and a dict with the
@@ -180,7 +186,7 @@ def joint_cross_entropy(
         ValueError: if the shapes differ or are not rank 3, the batch holds
             fewer than 2 samples, or a weight is negative; in eager execution,
             if the codes hold NaN, infinite or negative entries, or a row of
-            the codes does not sum to 1.
+            the codes does not sum to 1 (unless `validate=False`).
 
     Example:
 
@@ -208,8 +214,9 @@ def joint_cross_entropy(
         check_weight(name, value)
     p1 = ops.cast(p1, "float32")
     p2 = ops.cast(p2, "float32")
-    check_probabilities("p1", p1)
-    check_probabilities("p2", p2)
+    if validate:
+        check_probabilities("p1", p1)
+        check_probabilities("p2", p2)
     collectives = collectives or _ONE_REPLICA
     terms = collectives.run(_loss_terms(collectives), p1, p2)
     total = (

@@ -263,6 +263,17 @@ def test_codes_off_the_simplex_raise_in_eager_mode(rng, kind, message, view):
         keras_imsvd.losses.JointCrossEntropy()(tensors["p1"], tensors["p2"])
 
 
+def test_validate_false_skips_the_check_and_computes_the_formula(rng):
+    p1, p2 = _codes(rng, 8, 2, 4)
+    unnormalised = _off_simplex(p1.copy(), "unnormalised")
+    total, _ = joint_cross_entropy(unnormalised, p2, validate=False)
+    np.testing.assert_allclose(
+        float(total), reference.loss(unnormalised, p2), rtol=RTOL
+    )
+    total, terms = joint_cross_entropy(_off_simplex(p1, "nan"), p2, validate=False)
+    assert np.isnan(float(total)) and np.isnan(float(terms["diagonal_loss"]))
+
+
 def test_codes_within_the_simplex_tolerance_pass(rng):
     p1, p2 = _codes(rng, 8, 2, 4)
     # The clamp of one-hot codes, and rows 0.9% off: accepted, and computed.
