@@ -480,6 +480,8 @@ class Job:
     def explain(self, model, data, test_images):
         from keras_imsvd import explain
 
+        if not self.run_dir.chief:
+            return  # the figures are the chief's output alone
         config, shape = self.config, self.image_shape(data)
         self.log("writing explainability figures and explain.json")
         keras.utils.set_random_seed(config.seed + 1)
@@ -498,8 +500,6 @@ class Job:
             seed=config.seed,
             drop_remainder=False,
         )
-        if not self.run_dir.chief:
-            return
         with self.run_dir.writing_new_files():
             explain.save_explain_report(
                 model,
