@@ -8,24 +8,23 @@ files that `RunDirectory` records.
 """
 
 import contextlib
-import dataclasses
-import os
 import time
 
 import keras
 import numpy as np
 
-from keras_imsvd import augment
-from keras_imsvd import backbones
 from keras_imsvd import data as data_lib
 from keras_imsvd import evaluation
 from keras_imsvd.models import IMSVDModel
-from keras_imsvd.optimizers import LARS
-from keras_imsvd.optimizers import TorchSGD
-from keras_imsvd.optimizers import published_schedule
 from keras_imsvd.training import evaluate as evaluate_lib
 from keras_imsvd.training.callbacks import RunRecorder
 from keras_imsvd.training.config import UsageError
+from keras_imsvd.training.data import load_data
+from keras_imsvd.training.data import make_views
+from keras_imsvd.training.data import resize
+from keras_imsvd.training.model import build_encoder
+from keras_imsvd.training.model import build_model
+from keras_imsvd.training.model import precision_policy
 from keras_imsvd.training.outputs import RunDirectory
 from keras_imsvd.training.plots import history_figure
 
@@ -37,194 +36,6 @@ def usage_errors():
         yield
     except (ValueError, TypeError, ImportError, OSError) as error:
         raise UsageError(str(error)) from error
-
-
-@dataclasses.dataclass
-class Data:
-    """Training and held-out images (uint8 or float32 in [0, 1]) and labels."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-
-
-def load_data(config):
-    seed, size = config.seed, config.validation_size
-    split = dataset_root_split(config.data_dir) if config.data_dir else None
-    if split is not None:
-        # The published layout: ROOT/train for training, ROOT/val (or test)
-        # for evaluation, with the same classes.
-        train, test = (
-            data_lib.read_image_folder(folder, config.image_size) for folder in split
-        )
-        _check_same_classes(*split)
-    elif config.data_dir:
-        # Evaluation needs the images in memory: uint8 keeps that at 1 byte per
-        # value. For ImageNet-scale folders, use --limit.
-        train, test = data_lib.load_image_folder(
-            config.data_dir,
-            image_size=config.image_size,
-            validation_split=size,
-            seed=seed,
-            dtype="uint8",
-        )
-    elif config.dataset == "digits":
-        train, test = data_lib.load_digits_split(test_size=size, seed=seed)
-    elif config.dataset == "cifar10":
-        train, test = data_lib.load_cifar10_folder(validation_split=size, seed=seed)
-    else:
-        images, labels = data_lib.evaluation_arrays(
-            config.dataset, image_size=config.image_size, split="train"
-        )
-        train, test = data_lib.train_validation_split(
-            images, labels, validation_split=size, seed=seed
-        )
-    (x_train, y_train), (x_test, y_test) = train, test
-    if config.limit is not None:
-        x_train, y_train = x_train[: config.limit], y_train[: config.limit]
-    if len(x_train) < config.batch_size:
-        raise UsageError(
-            f"batch_size {config.batch_size} is larger than the training set "
-            f"({len(x_train)} images)",
-            field="batch_size",
-        )
-    return Data(x_train, np.asarray(y_train), x_test, np.asarray(y_test))
-
-
-def dataset_root_split(data_dir):
-    """`(train, evaluation)` folders of a root holding `train/` and `val/` or
-    `test/` (and nothing else), as the published scripts take; else `None`."""
-    entries = {
-        name
-        for name in os.listdir(data_dir)
-        if os.path.isdir(os.path.join(data_dir, name)) and not name.startswith(".")
-    }
-    evaluation = next((name for name in ("val", "test") if name in entries), None)
-    if "train" not in entries or entries - {"train", "val", "test"}:
-        return None
-    if evaluation is None:
-        raise UsageError(
-            f"data_dir {data_dir} holds train/ but neither val/ nor test/ to "
-            "evaluate on; pass the train/ folder itself to hold out images from it",
-            field="data_dir",
-        )
-    return os.path.join(data_dir, "train"), os.path.join(data_dir, evaluation)
-
-
-def _check_same_classes(train_folder, evaluation_folder):
-    classes = [
-        data_lib.list_image_folder(f)[2] for f in (train_folder, evaluation_folder)
-    ]
-    if classes[0] != classes[1]:
-        raise UsageError(
-            f"the class folders of {evaluation_folder} differ from those of "
-            f"{train_folder}. Received: {classes[1][:5]}... against {classes[0][:5]}..."
-        )
-
-
-def make_views(config, channels):
-    if config.views == "digits":
-        return augment.digits_views(config.image_size, seed=config.seed)
-    if channels != 3:
-        raise UsageError(
-            f"views {config.views} needs RGB images. Received: images with "
-            f"{channels} channel(s)",
-            field="views",
-        )
-    if config.views == "cifar":
-        return augment.cifar_views(config.image_size, seed=config.seed)
-    return augment.imagenet_views(config.image_size, seed=config.seed)
-
-
-def build_encoder(architecture, image_shape):
-    # The input normalisation of the published script of each architecture
-    # (imsvd_cifar.py for the CIFAR ResNet-18, imsvd.py for ResNet-50), for RGB.
-    published = {"resnet18_cifar": "cifar10", "resnet50": "imagenet"}
-    normalization = published.get(architecture) if image_shape[-1] == 3 else None
-    return getattr(backbones, architecture)(
-        input_shape=image_shape, normalization=normalization
-    )
-
-
-def build_model(config, image_shape, steps_per_epoch):
-    model = IMSVDModel(
-        build_encoder(config.architecture, image_shape),
-        projector=config.projector,
-        bin_size=config.bin_size,
-        temperature=config.temperature,
-        invariance_weight=config.invariance_weight,
-        diagonal_weight=config.diagonal_weight,
-        off_diagonal_weight=config.off_diagonal_weight,
-    )
-    model.build({"view_1": (None, *image_shape), "view_2": (None, *image_shape)})
-    schedule = published_schedule(
-        config.base_learning_rate,
-        batch_size=config.batch_size,
-        steps_per_epoch=steps_per_epoch,
-        epochs=config.epochs,
-        warmup_epochs=config.warmup_epochs,
-    )
-    if config.optimizer == "lars":
-        optimizer = LARS(
-            learning_rate=schedule, momentum=0.9, weight_decay=config.weight_decay
-        )
-    elif config.optimizer == "sgd":
-        # The published CIFAR optimizer, torch.optim.SGD: L2 decay added to
-        # the gradient before the momentum, on every variable.
-        optimizer = TorchSGD(
-            learning_rate=schedule, momentum=0.9, weight_decay=config.weight_decay
-        )
-    else:
-        # Keras' SGD, whose decay acts on the weights directly (decoupled).
-        optimizer = keras.optimizers.SGD(
-            learning_rate=schedule, momentum=0.9, weight_decay=config.weight_decay
-        )
-    model.compile(optimizer=optimizer)
-    # Built now so that a resumed run can load the optimizer's variables.
-    model.optimizer.build(model.trainable_variables)
-    return model
-
-
-def resize(images, image_size, batch_size=512):
-    """Float32 images in [0, 1] at `image_size` (bilinear), as the views see them."""
-    scale = 255.0 if images.dtype == np.uint8 else 1.0
-    if images.shape[1] == image_size and images.shape[2] == image_size:
-        return images.astype("float32") / scale
-    out = [
-        keras.ops.convert_to_numpy(
-            keras.ops.image.resize(
-                images[i : i + batch_size].astype("float32") / scale,
-                (image_size, image_size),
-            )
-        )
-        for i in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(out).astype("float32")
-
-
-def gpu_available():
-    """Whether the backend sees a GPU (each backend asked in its own terms)."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return any(d.platform == "gpu" for d in jax.devices())
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.is_available()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    return False
-
-
-def precision_policy(name):
-    if name != "auto":
-        return name
-    return "mixed_float16" if gpu_available() else "mixed_bfloat16"
 
 
 def weights_fingerprint(model):

@@ -208,7 +208,7 @@ def test_normalised_encoder_equals_encoder_on_normalised_images(rng, name):
 
 
 def test_train_py_encoders_carry_the_published_normalisation():
-    from keras_imsvd.training.job import build_encoder
+    from keras_imsvd.training.model import build_encoder
 
     def normalisation(encoder):
         found = [

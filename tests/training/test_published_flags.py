@@ -8,8 +8,8 @@ from PIL import Image
 from keras_imsvd import cli
 from keras_imsvd.training import UsageError
 from keras_imsvd.training import resolve_config
-from keras_imsvd.training.job import dataset_root_split
-from keras_imsvd.training.job import load_data
+from keras_imsvd.training.data import dataset_root_split
+from keras_imsvd.training.data import load_data
 
 
 def _config(argv):

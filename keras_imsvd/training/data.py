@@ -1,0 +1,126 @@
+"""The data of a run: the training and held-out images, and their views."""
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+
+from keras_imsvd import augment
+from keras_imsvd import data as data_lib
+from keras_imsvd.training.config import UsageError
+
+
+@dataclasses.dataclass
+class Data:
+    """Training and held-out images (uint8 or float32 in [0, 1]) and labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def load_data(config):
+    seed, size = config.seed, config.validation_size
+    split = dataset_root_split(config.data_dir) if config.data_dir else None
+    if split is not None:
+        # The published layout: ROOT/train for training, ROOT/val (or test)
+        # for evaluation, with the same classes.
+        train, test = (
+            data_lib.read_image_folder(folder, config.image_size) for folder in split
+        )
+        _check_same_classes(*split)
+    elif config.data_dir:
+        # Evaluation needs the images in memory: uint8 keeps that at 1 byte per
+        # value. For ImageNet-scale folders, use --limit.
+        train, test = data_lib.load_image_folder(
+            config.data_dir,
+            image_size=config.image_size,
+            validation_split=size,
+            seed=seed,
+            dtype="uint8",
+        )
+    elif config.dataset == "digits":
+        train, test = data_lib.load_digits_split(test_size=size, seed=seed)
+    elif config.dataset == "cifar10":
+        train, test = data_lib.load_cifar10_folder(validation_split=size, seed=seed)
+    else:
+        images, labels = data_lib.evaluation_arrays(
+            config.dataset, image_size=config.image_size, split="train"
+        )
+        train, test = data_lib.train_validation_split(
+            images, labels, validation_split=size, seed=seed
+        )
+    (x_train, y_train), (x_test, y_test) = train, test
+    if config.limit is not None:
+        x_train, y_train = x_train[: config.limit], y_train[: config.limit]
+    if len(x_train) < config.batch_size:
+        raise UsageError(
+            f"batch_size {config.batch_size} is larger than the training set "
+            f"({len(x_train)} images)",
+            field="batch_size",
+        )
+    return Data(x_train, np.asarray(y_train), x_test, np.asarray(y_test))
+
+
+def dataset_root_split(data_dir):
+    """`(train, evaluation)` folders of a root holding `train/` and `val/` or
+    `test/` (and nothing else), as the published scripts take; else `None`."""
+    entries = {
+        name
+        for name in os.listdir(data_dir)
+        if os.path.isdir(os.path.join(data_dir, name)) and not name.startswith(".")
+    }
+    evaluation = next((name for name in ("val", "test") if name in entries), None)
+    if "train" not in entries or entries - {"train", "val", "test"}:
+        return None
+    if evaluation is None:
+        raise UsageError(
+            f"data_dir {data_dir} holds train/ but neither val/ nor test/ to "
+            "evaluate on; pass the train/ folder itself to hold out images from it",
+            field="data_dir",
+        )
+    return os.path.join(data_dir, "train"), os.path.join(data_dir, evaluation)
+
+
+def _check_same_classes(train_folder, evaluation_folder):
+    classes = [
+        data_lib.list_image_folder(f)[2] for f in (train_folder, evaluation_folder)
+    ]
+    if classes[0] != classes[1]:
+        raise UsageError(
+            f"the class folders of {evaluation_folder} differ from those of "
+            f"{train_folder}. Received: {classes[1][:5]}... against {classes[0][:5]}..."
+        )
+
+
+def make_views(config, channels):
+    if config.views == "digits":
+        return augment.digits_views(config.image_size, seed=config.seed)
+    if channels != 3:
+        raise UsageError(
+            f"views {config.views} needs RGB images. Received: images with "
+            f"{channels} channel(s)",
+            field="views",
+        )
+    if config.views == "cifar":
+        return augment.cifar_views(config.image_size, seed=config.seed)
+    return augment.imagenet_views(config.image_size, seed=config.seed)
+
+
+def resize(images, image_size, batch_size=512):
+    """Float32 images in [0, 1] at `image_size` (bilinear), as the views see them."""
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    if images.shape[1] == image_size and images.shape[2] == image_size:
+        return images.astype("float32") / scale
+    out = [
+        keras.ops.convert_to_numpy(
+            keras.ops.image.resize(
+                images[i : i + batch_size].astype("float32") / scale,
+                (image_size, image_size),
+            )
+        )
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(out).astype("float32")
