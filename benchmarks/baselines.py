@@ -26,7 +26,7 @@ def _off_diagonal_square_sum(matrix):
     return ops.sum(ops.square(matrix)) - ops.sum(ops.square(ops.diagonal(matrix)))
 
 
-def barlow_twins_loss(z1, z2, off_diagonal_weight=5e-3):
+def barlow_twins_loss(z1, z2, off_diagonal_weight=0.0051):
     """Barlow Twins redundancy-reduction loss.
 
     `C = bn(z1)^T bn(z2) / N` is the cross-correlation of the batch-standardised
@@ -35,7 +35,8 @@ def barlow_twins_loss(z1, z2, off_diagonal_weight=5e-3):
     Args:
         z1: Embeddings of the first view, `(N, D)`.
         z2: Embeddings of the second view, `(N, D)`.
-        off_diagonal_weight: `lambda`. Defaults to `5e-3`.
+        off_diagonal_weight: `lambda`. Defaults to `0.0051`, the value of the
+            official code.
 
     Returns:
         A tuple `(total, terms)` of float32 scalars.
@@ -65,7 +66,8 @@ def vicreg_loss(
     """VICReg: variance-invariance-covariance regularisation.
 
     - invariance: `mean((z1 - z2)^2)`;
-    - variance: `mean_j relu(1 - sqrt(Var(z_j) + eps))`, summed over both views;
+    - variance: `mean_j relu(1 - sqrt(Var(z_j) + eps))`, averaged over the two
+      views, as the official code (main_vicreg.py) does;
     - covariance: `sum_{i != j} Cov(z)_ij^2 / D`, summed over both views.
 
     Args:
@@ -94,7 +96,7 @@ def vicreg_loss(
     for z in (z1, z2):
         centred = z - ops.mean(z, axis=0, keepdims=True)  # (N, D)
         std = ops.sqrt(ops.sum(ops.square(centred), axis=0) / (n - 1.0) + epsilon)
-        variance = variance + ops.mean(ops.relu(1.0 - std))
+        variance = variance + ops.mean(ops.relu(1.0 - std)) / 2.0
         cov = ops.matmul(ops.transpose(centred), centred) / (n - 1.0)  # (D, D)
         covariance = covariance + _off_diagonal_square_sum(cov) / dim
     total = (
@@ -152,19 +154,23 @@ class _TwoViewModel(keras.Model):
 
 
 class BarlowTwinsModel(_TwoViewModel):
-    """Barlow Twins (lambda = 5e-3 on the BN'd cross-correlation).
+    """Barlow Twins (lambda = 0.0051 on the BN'd cross-correlation).
 
     Args:
         encoder: A `keras.Model` from images to `(N, F)` features.
         projector: Projector widths. Defaults to `"1024-1024-1024"`.
-        off_diagonal_weight: `lambda`. Defaults to `5e-3`.
+        off_diagonal_weight: `lambda`. Defaults to `0.0051`.
         **kwargs: Base `keras.Model` arguments.
     """
 
     term_names = ("on_diagonal_loss", "off_diagonal_loss")
 
     def __init__(
-        self, encoder, projector="1024-1024-1024", off_diagonal_weight=5e-3, **kwargs
+        self,
+        encoder,
+        projector="1024-1024-1024",
+        off_diagonal_weight=0.0051,
+        **kwargs,
     ):
         super().__init__(encoder, projector, **kwargs)
         self.off_diagonal_weight = off_diagonal_weight

@@ -23,7 +23,7 @@ def test_barlow_twins_loss_matches_numpy(rng):
     z1, z2 = rng.normal(size=(2, 16, 8))
     c = _standardize(z1).T @ _standardize(z2) / 16
     off = np.sum(c**2) - np.sum(np.diag(c) ** 2)
-    expected = np.sum((1 - np.diag(c)) ** 2) + 5e-3 * off
+    expected = np.sum((1 - np.diag(c)) ** 2) + 0.0051 * off
     total, _ = baselines.barlow_twins_loss(z1.astype("float32"), z2.astype("float32"))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(total), expected, rtol=1e-4)
 
@@ -34,7 +34,7 @@ def test_vicreg_loss_matches_numpy(rng):
     for z in (z1, z2):
         centred = z - z.mean(0)
         std = np.sqrt(centred.var(0, ddof=1) + 1e-4)
-        expected += 25 * np.mean(np.maximum(0, 1 - std))
+        expected += 25 * np.mean(np.maximum(0, 1 - std)) / 2
         cov = centred.T @ centred / 15
         expected += (np.sum(cov**2) - np.sum(np.diag(cov) ** 2)) / 8
     total, _ = baselines.vicreg_loss(z1.astype("float32"), z2.astype("float32"))
@@ -82,3 +82,41 @@ def test_scripts_have_help(script):
     )
     assert out.returncode == 0, out.stderr
     assert "--quick" in out.stdout
+
+
+def test_barlow_twins_bias_rate_scales_only_unadapted_variables(rng):
+    # Barlow Twins steps biases and BatchNorm parameters at lr x 0.024: the
+    # scaled LARS must move a 1-D variable exactly as plain LARS at that rate,
+    # and leave the adapted (2-D) variable's step unchanged.
+    import cifar10_accuracy
+
+    from keras_imsvd.optimizers import LARS
+
+    scale = 0.024
+    kernel0, bias0 = rng.normal(size=(3, 4)), rng.normal(size=(4,))
+    grads = [(rng.normal(size=(3, 4)), rng.normal(size=(4,))) for _ in range(3)]
+
+    def run(optimizer, bias_scale):
+        kernel = keras.Variable(kernel0.astype("float32"), name="kernel")
+        bias = keras.Variable(bias0.astype("float32"), name="bias")
+        for g_kernel, g_bias in grads:
+            optimizer.apply_gradients(
+                [
+                    (keras.ops.convert_to_tensor(g_kernel.astype("float32")), kernel),
+                    (
+                        keras.ops.convert_to_tensor(
+                            (bias_scale * g_bias).astype("float32")
+                        ),
+                        bias,
+                    ),
+                ]
+            )
+        return [keras.ops.convert_to_numpy(v) for v in (kernel, bias)]
+
+    settings = {"learning_rate": 0.5, "momentum": 0.9, "weight_decay": 1e-3}
+    scaled = run(cifar10_accuracy._scaled_lars(scale)(**settings), 1.0)
+    plain = run(LARS(**settings), 1.0)
+    expected_bias = run(LARS(**settings), scale)[1]
+    np.testing.assert_allclose(scaled[0], plain[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(scaled[1], expected_bias, rtol=1e-6, atol=1e-7)
+    assert np.max(np.abs(scaled[1] - plain[1])) > 1e-2
