@@ -172,13 +172,53 @@ class RandomResizedCrop(ImageLayer):
     def _as_float(self, value):
         return self.backend.cast(self.backend.convert_to_tensor(value), "float32")
 
+    @property
+    def num_draws(self):
+        """Uniform draws per image: 10 areas, 10 log-ratios, the corner and,
+        with `horizontal_flip`, the flip."""
+        return 2 * _NUM_ATTEMPTS + 2 + int(self.horizontal_flip)
+
+    def crop_windows(self, draws, height, width):
+        """The crop windows (and flips) that `draws` give in `height x width` images.
+
+        The layer's own sampling, for pipelines that crop before decoding (see
+        `keras_imsvd.data.streaming_views`): `draws` are float32 uniforms in
+        [0, 1) of shape `(N, num_draws)`, read as the layer reads its own.
+
+        Args:
+            draws: float32 tensor `(N, num_draws)` of uniforms in [0, 1). Required.
+            height: scalar, height of the images. Required.
+            width: scalar, width of the images. Required.
+
+        Returns:
+            `(boxes, flip)`: float32 `(N, 4)` rows `(top, left, crop_height,
+            crop_width)` in whole pixels, and a bool `(N,)` (or `None` without
+            `horizontal_flip`).
+
+        Example:
+
+        >>> import numpy as np
+        >>> import keras_imsvd
+        >>> layer = keras_imsvd.augment.RandomResizedCrop(8, 8)
+        >>> draws = np.random.uniform(size=(2, layer.num_draws)).astype("float32")
+        >>> boxes, _ = layer.crop_windows(draws, 40, 60)
+        >>> tuple(boxes.shape)
+        (2, 4)
+        """
+        draws = self.backend.convert_to_tensor(draws, "float32")
+        return self._boxes_from_draws(
+            draws, self._as_float(height), self._as_float(width)
+        )
+
     def _random_boxes(self, batch_size, in_h, in_w, seed):
+        draws = self.backend.random.uniform(
+            (batch_size, self.num_draws), dtype="float32", seed=seed
+        )
+        return self._boxes_from_draws(draws, in_h, in_w)
+
+    def _boxes_from_draws(self, draws, in_h, in_w):
         ops = self.backend
         numpy = ops.numpy
-        # One draw per image: 10 areas, 10 log-ratios, the corner position and,
-        # with horizontal_flip, the flip.
-        columns = 2 * _NUM_ATTEMPTS + 2 + int(self.horizontal_flip)
-        draws = ops.random.uniform((batch_size, columns), dtype="float32", seed=seed)
         low, high = self.scale
         area = in_h * in_w * (low + (high - low) * draws[:, :_NUM_ATTEMPTS])
         low, high = math.log(self.ratio[0]), math.log(self.ratio[1])

@@ -23,24 +23,34 @@ from keras_imsvd.data.image_folder import read_image_folder
 from keras_imsvd.data.multiview_dataset import multiview_dataset
 from keras_imsvd.data.paths import default_cache_dir
 from keras_imsvd.data.split import train_validation_split
+from keras_imsvd.data.streaming import SkippedFilesLogger
+from keras_imsvd.data.streaming import StreamingViews
+from keras_imsvd.data.streaming import list_image_files
+from keras_imsvd.data.streaming import process_shard
+from keras_imsvd.data.streaming import streaming_images
 from keras_imsvd.data.tfds import tfds_dataset
 
 __all__ = [
     "CIFAR10_CLASS_NAMES",
     "IMAGE_EXTENSIONS",
+    "SkippedFilesLogger",
+    "StreamingViews",
     "default_cache_dir",
     "evaluation_arrays",
     "evaluation_dataset",
     "extract_cifar10_archive",
     "find_cifar10_archive",
     "image_folder_dataset",
+    "list_image_files",
     "list_image_folder",
     "load_cifar10_folder",
     "load_digits",
     "load_digits_split",
     "load_image_folder",
     "multiview_dataset",
+    "process_shard",
     "read_image_folder",
+    "streaming_images",
     "tfds_dataset",
     "train_validation_split",
 ]
