@@ -3,6 +3,7 @@ linear evaluations, monitoring."""
 
 from keras_imsvd.evaluation.callbacks import KNNMonitor
 from keras_imsvd.evaluation.features import extract_features
+from keras_imsvd.evaluation.features import extract_features_to_file
 from keras_imsvd.evaluation.knn import knn_classify
 from keras_imsvd.evaluation.knn import knn_predict
 from keras_imsvd.evaluation.linear_probe import linear_probe
@@ -15,6 +16,7 @@ __all__ = [
     "KNNMonitor",
     "PUBLISHED_PROTOCOLS",
     "extract_features",
+    "extract_features_to_file",
     "knn_classify",
     "knn_predict",
     "linear_evaluation",

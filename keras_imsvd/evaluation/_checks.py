@@ -25,9 +25,17 @@ def check_features(name, features):
         raise TypeError(f"{name} must be numeric. Received: {name}.dtype={array.dtype}")
     if not np.issubdtype(array.dtype, np.floating):
         array = array.astype("float32")
-    if not np.all(np.isfinite(array)):
+    if not _all_finite(array):
         raise ValueError(f"{name} contains NaN or infinite values.")
     return array
+
+
+def _all_finite(array, rows=65536):
+    """`np.all(np.isfinite(array))`, read in chunks of rows (for memmaps)."""
+    return all(
+        np.isfinite(array[start : start + rows]).all()
+        for start in range(0, array.shape[0], rows)
+    )
 
 
 def check_feature_pair(train_features, test_features):

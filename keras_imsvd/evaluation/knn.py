@@ -23,11 +23,15 @@ def _top_k(similarities, k):
 
 
 def _neighbours(queries, train, k, train_batch_size):
-    """Similarities and indices of the k nearest training samples of each query."""
+    """Similarities and indices of the k nearest training samples of each query.
+
+    `train` is read one block at a time and normalised block by block, so a
+    memory-mapped bank never needs to fit in memory.
+    """
     best_similarities = np.empty((queries.shape[0], 0), queries.dtype)
     best_indices = np.empty((queries.shape[0], 0), np.int64)
     for start in range(0, train.shape[0], train_batch_size):
-        block = train[start : start + train_batch_size]
+        block = _l2_normalize(train[start : start + train_batch_size], queries.dtype)
         similarities = queries @ block.T  # (B, T)
         columns = _top_k(similarities, k)  # (B, min(k, T))
         block_similarities = np.take_along_axis(similarities, columns, axis=1)
@@ -64,11 +68,12 @@ def knn_predict(
     the backend, a chunked float32 matmul is fast there and the result is the
     same on every backend. Test samples are processed `batch_size` at a time
     against blocks of `train_batch_size` training samples, keeping the `k` best
-    of each block; peak memory beyond the normalised copies of the features is
-    about `batch_size * train_batch_size * 12` bytes (float32 similarities and
-    int64 partition indices), 50 MB with the defaults, whatever the size of the
-    sets: 10,000 test against 50,000 training samples never holds the
-    10,000 x 50,000 similarity matrix.
+    of each block, and each chunk and block is normalised as it is read: peak
+    memory is about `batch_size * train_batch_size * 12` bytes (float32
+    similarities and int64 partition indices), 50 MB with the defaults, plus
+    one normalised block, whatever the size of the sets. The features may be
+    `np.memmap`s (see `extract_features_to_file`): a bank larger than memory
+    is read block by block.
 
     Args:
         train_features: Features of the labelled samples, `(N, F)`.
@@ -120,12 +125,12 @@ def knn_predict(
         k = num_train
 
     dtype = np.result_type(train_features.dtype, test_features.dtype, np.float32)
-    train = _l2_normalize(train_features, dtype)
-    test = _l2_normalize(test_features, dtype)
-    predictions = np.empty(test.shape[0], np.int64)
-    for start in range(0, test.shape[0], batch_size):
-        queries = test[start : start + batch_size]
-        similarities, indices = _neighbours(queries, train, k, train_batch_size)
+    predictions = np.empty(test_features.shape[0], np.int64)
+    for start in range(0, test_features.shape[0], batch_size):
+        queries = _l2_normalize(test_features[start : start + batch_size], dtype)
+        similarities, indices = _neighbours(
+            queries, train_features, k, train_batch_size
+        )
         # Subtracting each row's best similarity scales all of the row's
         # weights by one constant: the argmax is unchanged and exp cannot
         # overflow, even for small temperatures.
