@@ -136,6 +136,23 @@ def build_parser(prog=None):
         help="compute in 16-bit (auto: float16 on GPU, bfloat16 on CPU); the "
         "loss and the evaluation stay float32 (default: off)",
     )
+    train.add_argument(
+        "--augment-on",
+        choices=config_lib.AUGMENT_ON,
+        help="where the two views are made: data, by tf.data on the CPU; "
+        "device, inside the training step on the backend's tensors and device "
+        "(no TensorFlow needed under JAX and PyTorch) (default: data)",
+    )
+    train.add_argument(
+        "--jit-compile",
+        choices=config_lib.JIT_COMPILE,
+        help="compile the training step (Model.compile's jit_compile): on, "
+        "off, or auto, Keras' choice: JAX compiles with XLA (jax.jit) on CPU "
+        "and GPU; TensorFlow compiles with XLA only where it sees a GPU (or "
+        "other accelerator), never on a CPU-only machine; PyTorch runs eagerly "
+        "(on: torch.compile); any backend stays uncompiled when a layer of the "
+        "model does not support XLA (default: auto)",
+    )
     train.add_argument("--seed", type=int, help="random seed (default: 0)")
     train.add_argument(
         "--distribute",
@@ -210,6 +227,8 @@ def config_from_args(args):
         "mixed_precision": args.mixed_precision,
         "seed": args.seed,
         "distribute": args.distribute,
+        "augment_on": args.augment_on,
+        "jit_compile": args.jit_compile,
         "output_dir": args.output_dir,
         "eval_every": args.eval_every,
         "probe_epochs": args.probe_epochs,

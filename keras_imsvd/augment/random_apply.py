@@ -28,7 +28,8 @@ class RandomApply(ImageLayer):
       left out);
     - any other layer, at a rate of at most 1/2, runs on the selected images
       only (gathered, then scattered back). The subset's size depends on the
-      draws, so the layer reports `supports_jit = False` to Keras.
+      draws, so under the TensorFlow backend the layer reports
+      `supports_jit = False` to Keras.
 
     Otherwise the wrapped layer runs on the whole batch and the selection picks
     per image.
@@ -76,10 +77,15 @@ class RandomApply(ImageLayer):
         check_probability("rate", rate)
         self.layer = layer
         self.rate = float(rate)
-        if self.rate <= _GATHER_BELOW and not (
-            isinstance(layer, ImageLayer) and layer.xla_friendly
+        if (
+            self.backend.name == "tensorflow"
+            and self.rate <= _GATHER_BELOW
+            and not (isinstance(layer, ImageLayer) and layer.xla_friendly)
         ):
-            self.supports_jit = False  # the selected subset has a dynamic size
+            # The selected subset has a dynamic size. Under the other backends
+            # the subset is taken only inside tf.data, which XLA never compiles,
+            # so a training step that holds the layer stays compilable.
+            self.supports_jit = False
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
 

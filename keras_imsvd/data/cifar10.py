@@ -15,6 +15,8 @@ from keras_imsvd.data.paths import _find_shared_dir
 from keras_imsvd.data.paths import default_cache_dir
 
 CIFAR10_ARCHIVE = "cifar10_train_jpeg.tar.gz"
+# Names the archive file itself, wherever it is.
+ARCHIVE_ENV = "KERAS_IMSVD_CIFAR10_ARCHIVE"
 CIFAR10_CLASS_NAMES = (
     "airplane",
     "automobile",
@@ -34,6 +36,9 @@ _COMPLETE = ".complete"
 def find_cifar10_archive(shared_dir=None) -> Path:
     """Locates `datasets/cifar10/cifar10_train_jpeg.tar.gz` in the shared folder.
 
+    The environment variable `KERAS_IMSVD_CIFAR10_ARCHIVE`, when set, names
+    the archive file itself and takes precedence over `shared_dir`.
+
     Args:
         shared_dir: str, `Path` or `None` for the shared folder of a checkout
             (the `KERAS_IMSVD_SHARED` variable, else `../shared` beside the
@@ -47,13 +52,22 @@ def find_cifar10_archive(shared_dir=None) -> Path:
     >>> import keras_imsvd
     >>> archive = keras_imsvd.data.find_cifar10_archive()  # doctest: +SKIP
     """
+    if os.environ.get(ARCHIVE_ENV):
+        archive = Path(os.environ[ARCHIVE_ENV]).expanduser()
+        if not archive.is_file():
+            raise FileNotFoundError(
+                f"{ARCHIVE_ENV} names no file. Received: "
+                f"{ARCHIVE_ENV}={os.environ[ARCHIVE_ENV]!r}"
+            )
+        return archive
     shared = Path(shared_dir).expanduser() if shared_dir else _find_shared_dir()
     archive = shared / "datasets" / "cifar10" / CIFAR10_ARCHIVE if shared else None
     if archive is None or not archive.is_file():
         raise FileNotFoundError(
             f"The CIFAR-10 archive {CIFAR10_ARCHIVE} was not found (looked in "
             f"{archive if archive else '../shared/datasets/cifar10'}). Set "
-            f"{SHARED_ENV} to the folder holding datasets/cifar10/, or use "
+            f"{SHARED_ENV} to the folder holding datasets/cifar10/ (or "
+            f"{ARCHIVE_ENV} to the archive), or use "
             "multiview_dataset('cifar10') to load it with tensorflow-datasets. "
             f"Received: shared_dir={shared_dir!r}"
         )
@@ -119,6 +133,7 @@ def load_cifar10_folder(
     seed: int | None = 0,
     dtype: str = "float32",
     cache_dir=None,
+    decoder: str | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """The 50,000 CIFAR-10 training images as arrays, with a validation split.
 
@@ -137,6 +152,9 @@ def load_cifar10_folder(
             0-255 (150 MB). Defaults to `"float32"`.
         cache_dir: str, `Path` or `None` for `default_cache_dir()`. Defaults to
             `None`.
+        decoder: `"tensorflow"`, `"pillow"` (no TensorFlow needed) or `None`
+            for TensorFlow when it can be imported, else Pillow; see
+            `read_image_folder`. Defaults to `None`.
 
     Returns:
         `((x_train, y_train), (x_validation, y_validation))`: images
@@ -162,6 +180,7 @@ def load_cifar10_folder(
         dtype=dtype,
         cache=True,
         cache_dir=cache_dir,
+        decoder=decoder,
     )
 
 

@@ -1,5 +1,6 @@
 """Images in one sub-folder per class (the layout of ImageNet's train/)."""
 
+import concurrent.futures
 import hashlib
 import os
 from pathlib import Path
@@ -130,6 +131,7 @@ def load_image_folder(
     dtype: str = "float32",
     cache: bool = False,
     cache_dir=None,
+    decoder: str | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Decodes a class-folder image set into arrays, split for validation.
 
@@ -148,6 +150,8 @@ def load_image_folder(
             and read them from it next time. Defaults to `False`.
         cache_dir: str, `Path` or `None` for `default_cache_dir()`. Defaults to
             `None`.
+        decoder: `"tensorflow"`, `"pillow"` or `None`, see
+            `read_image_folder`. Defaults to `None`.
 
     Returns:
         `((x_train, y_train), (x_validation, y_validation))`, images
@@ -162,7 +166,7 @@ def load_image_folder(
     """
     _check_dtype(dtype)
     images, labels = read_image_folder(
-        path, image_size, channels, crop_to_aspect_ratio, cache, cache_dir
+        path, image_size, channels, crop_to_aspect_ratio, cache, cache_dir, decoder
     )
     train, validation = _split_arrays(
         images, labels, validation_split, seed, "validation_split"
@@ -174,7 +178,13 @@ def load_image_folder(
 
 
 def read_image_folder(
-    path, image_size, channels=3, crop_to_aspect_ratio=True, cache=False, cache_dir=None
+    path,
+    image_size,
+    channels=3,
+    crop_to_aspect_ratio=True,
+    cache=False,
+    cache_dir=None,
+    decoder=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """All images of a class folder as one uint8 array, in file order.
 
@@ -187,6 +197,11 @@ def read_image_folder(
             to `False`.
         cache_dir: str, `Path` or `None` for `default_cache_dir()`. Defaults to
             `None`.
+        decoder: `"tensorflow"` (`tf.io.decode_image` and `tf.image.resize`),
+            `"pillow"` (Pillow, without TensorFlow: the same JPEG pixels within
+            the rounding of the decoders, and Pillow's antialiased bilinear
+            resize), or `None` for TensorFlow when it can be imported, else
+            Pillow. Defaults to `None`.
 
     Returns:
         `(images, labels)`: uint8 `(N, height, width, channels)`, int32 `(N,)`.
@@ -198,12 +213,14 @@ def read_image_folder(
     """
     size = check_image_size(image_size, allow_none=False)
     _check_channels(channels)
+    decoder = _resolve_decoder(decoder)
     files, labels, _ = list_image_folder(path)
     cache_file = None
     if cache:
         key = "|".join(
             [str(Path(path).resolve()), str(size), str(channels)]
             + [str(crop_to_aspect_ratio), str(len(files))]
+            + (["pillow"] if decoder == "pillow" else [])
         )
         digest = hashlib.sha1(key.encode()).hexdigest()[:16]
         folder = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
@@ -212,6 +229,36 @@ def read_image_folder(
             with np.load(cache_file) as stored:
                 if len(stored["labels"]) == len(files):
                     return stored["images"], stored["labels"]
+    if decoder == "pillow":
+        images = _read_with_pillow(files, channels, size, crop_to_aspect_ratio, path)
+    else:
+        images = _read_with_tensorflow(
+            files, channels, size, crop_to_aspect_ratio, path
+        )
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache_file.with_suffix(f".{os.getpid()}.partial.npz")
+        np.savez(partial, images=images, labels=labels)
+        os.replace(partial, cache_file)
+    return images, labels
+
+
+def _resolve_decoder(decoder):
+    if decoder is None:
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            return "pillow"
+        return "tensorflow"
+    if decoder not in ("tensorflow", "pillow"):
+        raise ValueError(
+            "decoder must be 'tensorflow', 'pillow' or None. "
+            f"Received: decoder={decoder!r}"
+        )
+    return decoder
+
+
+def _read_with_tensorflow(files, channels, size, crop_to_aspect_ratio, path):
     images = np.empty((len(files),) + size + (channels,), dtype="uint8")
     dataset = tf.data.Dataset.from_tensor_slices(files)
     dataset = dataset.map(
@@ -230,12 +277,68 @@ def read_image_folder(
         raise ValueError(
             f"Could not decode the image file {bad!r} (in path={str(path)!r})."
         ) from error
-    if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_suffix(f".{os.getpid()}.partial.npz")
-        np.savez(partial, images=images, labels=labels)
-        os.replace(partial, cache_file)
-    return images, labels
+    return images
+
+
+def _read_with_pillow(files, channels, size, crop_to_aspect_ratio, path):
+    """The images of `files` decoded and resized by Pillow, in threads."""
+    try:
+        import PIL.Image  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            "Reading images without TensorFlow needs Pillow: pip install pillow"
+        ) from error
+    images = np.empty((len(files),) + size + (channels,), dtype="uint8")
+
+    def read(index):
+        images[index] = _pillow_image(
+            files[index], channels, size, crop_to_aspect_ratio
+        )
+
+    # Pillow releases the GIL while it decodes and resizes.
+    workers = min(32, os.cpu_count() or 1)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        try:
+            for _ in pool.map(read, range(len(files)), chunksize=256):
+                pass
+        except _UnreadableImage as error:
+            raise ValueError(
+                f"Could not decode the image file {error.file!r} "
+                f"(in path={str(path)!r})."
+            ) from error.__cause__
+    return images
+
+
+class _UnreadableImage(Exception):
+    def __init__(self, file):
+        super().__init__(file)
+        self.file = file
+
+
+def _pillow_image(file, channels, size, crop_to_aspect_ratio):
+    """One image file as uint8 `(height, width, channels)`, as `_decode_file`."""
+    from PIL import Image
+
+    height, width = size
+    try:
+        with Image.open(file) as opened:
+            image = opened.convert("L" if channels == 1 else "RGB")
+    except (OSError, ValueError, SyntaxError) as error:
+        raise _UnreadableImage(file) from error
+    in_w, in_h = image.size
+    box = (0, 0, in_w, in_h)
+    if crop_to_aspect_ratio:
+        # The centred crop of `resize` (tf.round rounds half to even, as round).
+        target = width / height
+        crop_h = max(min(in_h, round(in_w / target)), 1)
+        crop_w = max(min(in_w, round(in_h * target)), 1)
+        top, left = (in_h - crop_h) // 2, (in_w - crop_w) // 2
+        box = (left, top, left + crop_w, top + crop_h)
+    if (in_w, in_h) != (width, height) or box != (0, 0, in_w, in_h):
+        # Pillow's bilinear filter widens with the reduction: antialiased.
+        image = image.resize((width, height), Image.Resampling.BILINEAR, box=box)
+    array = np.asarray(image, dtype="uint8")
+    return array[..., None] if channels == 1 else array
 
 
 def _is_image(name):

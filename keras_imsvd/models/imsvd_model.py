@@ -1,5 +1,6 @@
 """`IMSVDModel`: encoder, projector and soft discretization, trained with IMSVD."""
 
+import functools
 import warnings
 
 import keras
@@ -10,6 +11,7 @@ from keras_imsvd import distribute
 from keras_imsvd._validation import VIEW_KEYS
 from keras_imsvd._validation import check_weight
 from keras_imsvd.layers.soft_variable_discretization import SoftVariableDiscretization
+from keras_imsvd.models import _device_views as device_views
 from keras_imsvd.models.projector import build_projector
 from keras_imsvd.models.projector import parse_projector_spec
 
@@ -177,7 +179,8 @@ class IMSVDModel(keras.Model):
     work as for any Keras model. `compile` needs no `loss`. `fit` logs `loss`,
     `invariance_loss`, `diagonal_loss` and `off_diagonal_loss`.
 
-    Data for `fit` yields two views per element, either as a dict
+    Data for `fit` yields two views per element (unless the model makes
+    them itself, see `views`), either as a dict
     `{"view_1": x1, "view_2": x2}` (optionally with labels, `(views, y)`, which
     are ignored) or as `((x1, x2),)`. A dict with other keys raises a
     `ValueError` that lists the keys received. A `torch.utils.data.DataLoader`
@@ -227,6 +230,17 @@ class IMSVDModel(keras.Model):
             steps run eagerly (`compile` sets `run_eagerly=True` and refuses
             `jit_compile=True`): slower, meant to find the data that break a
             run. Defaults to `False`.
+        views: A pair `(view_1, view_2)` of Keras layers that make the two
+            views of a batch of images (such as
+            `keras_imsvd.augment.cifar_views(seed=0)`), or `None`. With views,
+            `fit` and `evaluate` take plain batches of images (`x`, `(x,)` or
+            `(x, y)`, labels ignored; NumPy arrays, a `keras.utils.PyDataset`,
+            a `torch.utils.data.DataLoader` or any iterator) and build the
+            views inside the training step, on the backend's tensors and
+            device (compiled into the step under JAX), with the layers' own
+            seed generators; `build` then takes the shape of the images before
+            the views. With `None`, the data yields the two views.
+            Defaults to `None`.
         **kwargs: Base `keras.Model` arguments (`name`, ...).
 
     Call arguments:
@@ -267,6 +281,7 @@ class IMSVDModel(keras.Model):
         diagonal_weight=1.0,
         off_diagonal_weight=1.0,
         check_inputs=False,
+        views=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -307,6 +322,7 @@ class IMSVDModel(keras.Model):
         self.diagonal_weight = diagonal_weight
         self.off_diagonal_weight = off_diagonal_weight
         self.check_inputs = check_inputs
+        self.views = device_views.check_views(views)
         if check_inputs:
             self.run_eagerly = True
         self.invariance_tracker = keras.metrics.Mean(name="invariance_loss")
@@ -354,6 +370,9 @@ class IMSVDModel(keras.Model):
 
     def build(self, input_shape):
         image_shape = self._image_shape(input_shape)
+        if self.views is not None and _split_views(input_shape, _is_shape) is None:
+            # The shape of the images before the views; the encoder sees views.
+            image_shape = (None, *device_views.view_shape(self.views, image_shape)[1:])
         if not self.encoder.built:
             self.encoder.build(image_shape)
         feature_shape = tuple(self.encoder.compute_output_shape(image_shape))
@@ -411,7 +430,10 @@ class IMSVDModel(keras.Model):
     def _step_of_two_or_more(self, step, args):
         """Runs `step`, or skips it for a global batch of a single image."""
         x = keras.utils.unpack_x_y_sample_weight(args[-1])[0]
-        if self._views(x) is None:
+        if self.views is not None:
+            device_views.check_plain_images(x)
+            step = functools.partial(device_views.step_with_views, self, step)
+        elif self._views(x) is None:
             raise _single_view_error("images", _shape_of(x))
         if self.check_inputs:
             _check_step_inputs(self, args)
@@ -581,6 +603,9 @@ class IMSVDModel(keras.Model):
                 "diagonal_weight": self.diagonal_weight,
                 "off_diagonal_weight": self.off_diagonal_weight,
                 "check_inputs": self.check_inputs,
+                "views": None
+                if self.views is None
+                else [keras.saving.serialize_keras_object(v) for v in self.views],
             }
         )
         return config
@@ -593,4 +618,8 @@ class IMSVDModel(keras.Model):
             config["projector"] = keras.saving.deserialize_keras_object(
                 config["projector"]
             )
+        if config.get("views") is not None:
+            config["views"] = [
+                keras.saving.deserialize_keras_object(v) for v in config["views"]
+            ]
         return cls(**config)

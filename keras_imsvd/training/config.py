@@ -18,6 +18,8 @@ VIEW_PRESETS = ("digits", "cifar", "imagenet")
 OPTIMIZERS = ("sgd", "sgd-decoupled", "lars")
 PRECISIONS = ("auto", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("none", "data-parallel")
+AUGMENT_ON = ("data", "device")
+JIT_COMPILE = ("auto", "on", "off")
 
 RECIPES = MappingProxyType(
     {
@@ -116,6 +118,8 @@ class RunConfig:
     mixed_precision: str | None = None
     seed: int = 0
     distribute: str = "none"
+    augment_on: str = "data"
+    jit_compile: str = "auto"
     image_size: int = 16
     views: str = "digits"
     validation_size: int = 397
@@ -230,6 +234,8 @@ def validate(config):
     _check_choice(config, "views", VIEW_PRESETS)
     _check_choice(config, "optimizer", OPTIMIZERS)
     _check_choice(config, "distribute", DISTRIBUTIONS)
+    _check_choice(config, "augment_on", AUGMENT_ON)
+    _check_choice(config, "jit_compile", JIT_COMPILE)
     if config.mixed_precision is not None:
         _check_choice(config, "mixed_precision", PRECISIONS)
     for field in ("epochs", "image_size", "probe_epochs", "eval_every"):

@@ -23,12 +23,15 @@ class Data:
 
 def load_data(config):
     seed, size = config.seed, config.validation_size
+    # Views made on the device need no TensorFlow: Pillow decodes the files.
+    decoder = "pillow" if config.augment_on == "device" else None
     split = dataset_root_split(config.data_dir) if config.data_dir else None
     if split is not None:
         # The published layout: ROOT/train for training, ROOT/val (or test)
         # for evaluation, with the same classes.
         train, test = (
-            data_lib.read_image_folder(folder, config.image_size) for folder in split
+            data_lib.read_image_folder(folder, config.image_size, decoder=decoder)
+            for folder in split
         )
         _check_same_classes(*split)
     elif config.data_dir:
@@ -40,11 +43,14 @@ def load_data(config):
             validation_split=size,
             seed=seed,
             dtype="uint8",
+            decoder=decoder,
         )
     elif config.dataset == "digits":
         train, test = data_lib.load_digits_split(test_size=size, seed=seed)
     elif config.dataset == "cifar10":
-        train, test = data_lib.load_cifar10_folder(validation_split=size, seed=seed)
+        train, test = data_lib.load_cifar10_folder(
+            validation_split=size, seed=seed, decoder=decoder
+        )
     else:
         images, labels = data_lib.evaluation_arrays(
             config.dataset, image_size=config.image_size, split="train"

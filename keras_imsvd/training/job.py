@@ -15,6 +15,7 @@ import numpy as np
 
 from keras_imsvd import data as data_lib
 from keras_imsvd import evaluation
+from keras_imsvd.data._image_batches import ImageBatches
 from keras_imsvd.models import IMSVDModel
 from keras_imsvd.training import evaluate as evaluate_lib
 from keras_imsvd.training.callbacks import RunRecorder
@@ -80,6 +81,20 @@ def _no_distribution():
         yield
     finally:
         keras.distribution.set_distribution(previous)
+
+
+def _require_tensorflow():
+    """Raises `UsageError` when `--explain`, which reads views through
+    tf.data, cannot import TensorFlow (before anything is written)."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError as error:
+        raise UsageError(
+            "explain needs TensorFlow (its views go through tf.data), which "
+            f"cannot be imported ({error}); install tensorflow-cpu or leave "
+            "out explain",
+            field="explain",
+        ) from None
 
 
 class Job:
@@ -151,6 +166,8 @@ class Job:
             # The chief checks (and may create) the folder; the others only
             # read the checkpoints it wrote.
             mode = "resume" if config.resume else "new"
+        if config.explain:
+            _require_tensorflow()
         keras.utils.set_random_seed(config.seed)
         if config.mixed_precision:
             keras.config.set_dtype_policy(precision_policy(config.mixed_precision))
@@ -169,7 +186,9 @@ class Job:
             resize(data.x_test, config.image_size),
         )
         with usage_errors():
-            model = build_model(config, shape, steps_per_epoch)
+            model = build_model(
+                config, shape, steps_per_epoch, data_shape=data.x_train.shape[1:]
+            )
         try:
             self.run_dir.open(config, mode)
         except OSError as error:
@@ -194,6 +213,8 @@ class Job:
 
     def training_dataset(self, data):
         config = self.config
+        if config.augment_on == "device":
+            return self.image_batches(data)
         views = make_views(config, data.x_train.shape[-1])
         dataset = data_lib.multiview_dataset(
             data.x_train, views=views, batch_size=config.batch_size, seed=config.seed
@@ -201,6 +222,29 @@ class Job:
         if self.scope is not None:
             dataset = self.scope.distribute_dataset(dataset)
         return dataset
+
+    def image_batches(self, data):
+        """Plain batches from memory; the model makes the views on the device."""
+        if self.scope is not None and self.scope.num_processes > 1:
+            raise UsageError(
+                "augment_on device reads whole batches in one process; with "
+                f"{self.scope.num_processes} processes use augment_on data",
+                field="augment_on",
+            )
+        return ImageBatches(
+            data.x_train, batch_size=self.config.batch_size, seed=self.config.seed
+        )
+
+    def tensorboard(self):
+        """The TensorBoard callback of the chief, if TensorFlow can be imported."""
+        if not self.run_dir.chief:
+            return None
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            self.log("TensorFlow cannot be imported: no TensorBoard logs")
+            return None
+        return keras.callbacks.TensorBoard(self.run_dir.join("logs"))
 
     def fit(self, model, dataset, mode, train_data, test_data):
         config = self.config
@@ -218,9 +262,7 @@ class Job:
                 every=config.eval_every,
                 feature_fn=self.feature_encoder(model),
             ),
-            keras.callbacks.TensorBoard(self.run_dir.join("logs"))
-            if self.run_dir.chief
-            else None,
+            self.tensorboard(),
             RunRecorder(self.run_dir, history),
         ]
         if self.scope is not None:

@@ -8,6 +8,7 @@ from keras_imsvd.models import IMSVDModel
 from keras_imsvd.optimizers import LARS
 from keras_imsvd.optimizers import TorchSGD
 from keras_imsvd.optimizers import published_schedule
+from keras_imsvd.training.data import make_views
 
 
 def build_encoder(architecture, image_shape):
@@ -20,7 +21,19 @@ def build_encoder(architecture, image_shape):
     )
 
 
-def build_model(config, image_shape, steps_per_epoch):
+# `--jit-compile` to `Model.compile(jit_compile=...)`.
+_JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
+
+
+def build_model(config, image_shape, steps_per_epoch, data_shape=None):
+    """The compiled IMSVD model of a run; its encoder reads `image_shape`.
+
+    With `config.augment_on == "device"` the model makes the views itself
+    from images of `data_shape` (the stored images, before the views).
+    """
+    views = None
+    if config.augment_on == "device":
+        views = make_views(config, image_shape[-1])
     model = IMSVDModel(
         build_encoder(config.architecture, image_shape),
         projector=config.projector,
@@ -29,8 +42,12 @@ def build_model(config, image_shape, steps_per_epoch):
         invariance_weight=config.invariance_weight,
         diagonal_weight=config.diagonal_weight,
         off_diagonal_weight=config.off_diagonal_weight,
+        views=views,
     )
-    model.build({"view_1": (None, *image_shape), "view_2": (None, *image_shape)})
+    if views is None:
+        model.build({"view_1": (None, *image_shape), "view_2": (None, *image_shape)})
+    else:
+        model.build((None, *data_shape))
     schedule = published_schedule(
         config.base_learning_rate,
         batch_size=config.batch_size,
@@ -53,7 +70,7 @@ def build_model(config, image_shape, steps_per_epoch):
         optimizer = keras.optimizers.SGD(
             learning_rate=schedule, momentum=0.9, weight_decay=config.weight_decay
         )
-    model.compile(optimizer=optimizer)
+    model.compile(optimizer=optimizer, jit_compile=_JIT_COMPILE[config.jit_compile])
     # Built now so that a resumed run can load the optimizer's variables.
     model.optimizer.build(model.trainable_variables)
     return model
