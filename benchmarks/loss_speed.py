@@ -13,10 +13,17 @@ memory is measured apart, in one fresh process per method and shape, as the
 growth of the process's peak resident set (`ru_maxrss`) over three calls; for
 compiled methods it includes the compiler's own working memory.
 
+With `--device cuda` (or `auto` where a GPU is visible), the PyTorch tensors,
+the baseline included, sit on the GPU and each timed call waits for the device
+(`torch.cuda.synchronize`); JAX places its arrays on the matching platform.
+Peak memory is then not measured (pass `--no-memory`): the resident set of the
+host says nothing about the device.
+
 Usage:
 
     python benchmarks/loss_speed.py --quick
     python benchmarks/loss_speed.py            # the two published shapes
+    python benchmarks/loss_speed.py --backends jax,torch --device cuda --no-memory
 """
 
 import argparse
@@ -104,13 +111,13 @@ def make_library_step(method):
     return torch_step
 
 
-def make_baseline_step(num_variables, bin_size):
+def make_baseline_step(num_variables, bin_size, device="cpu"):
     import torch
 
     sys.path.insert(0, _HERE)
     from published_loss import PublishedJointCrossEntropy
 
-    loss_fn = PublishedJointCrossEntropy(num_variables, bin_size)
+    loss_fn = PublishedJointCrossEntropy(num_variables, bin_size, device=device)
 
     def step(p1, p2):
         p1 = p1.detach().requires_grad_()
@@ -121,11 +128,11 @@ def make_baseline_step(num_variables, bin_size):
     return step
 
 
-def make_matmul_floor(n, dim):
+def make_matmul_floor(n, dim, device="cpu"):
     """The three `N x D x D` products any exact forward+backward needs."""
     import torch
 
-    upstream = torch.rand(dim, dim)
+    upstream = torch.rand(dim, dim, device=device)
 
     def step(p1, p2):
         a = p1.reshape(n, dim)
@@ -136,18 +143,56 @@ def make_matmul_floor(n, dim):
     return step
 
 
-def to_backend(method, array):
+def to_backend(method, array, device="cpu"):
+    """`array` as the method's tensor, on `device` (`"cpu"` or `"cuda"`)."""
     if method == "jax_jit":
-        import jax.numpy as jnp
+        import jax
 
-        return jnp.asarray(array)
+        platform = "gpu" if device == "cuda" else "cpu"
+        return jax.device_put(array, jax.devices(platform)[0])
     if method == "tf_xla":
         import tensorflow as tf
 
         return tf.constant(array)
     import torch
 
-    return torch.from_numpy(array)
+    return torch.from_numpy(array).to(device)
+
+
+def resolve_device(device):
+    """`"cuda"` or `"cpu"`: `auto` is the GPU where PyTorch sees one."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device must be visible to PyTorch. Received: device={device!r} on a "
+            "machine where torch.cuda.is_available() is False"
+        )
+    return device
+
+
+def _synchronized(step, device):
+    """`step` that returns only once the device has finished its work."""
+    if device != "cuda":
+        return step
+    import torch
+
+    def run(*inputs):
+        out = step(*inputs)
+        torch.cuda.synchronize()
+        return out
+
+    return run
+
+
+def _device_name(device):
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    return "cpu"
 
 
 def _scalar(x):
@@ -157,20 +202,31 @@ def _scalar(x):
 # -- workers ----------------------------------------------------------------
 
 
-def time_worker(backend, shape, repeats, warmup):
+def time_worker(backend, shape, repeats, warmup, device="cpu"):
     """Times the backend's methods beside the baseline, in alternating rounds."""
     import torch
 
+    device = resolve_device(device)
     n, dim, bin_size = shape
     codes = [soft_codes(n, dim, bin_size, seed) for seed in (0, 1)]
-    torch_codes = [torch.from_numpy(c) for c in codes]
-    steps = {"baseline": (make_baseline_step(dim // bin_size, bin_size), torch_codes)}
+    torch_codes = [torch.from_numpy(c).to(device) for c in codes]
+    baseline = make_baseline_step(dim // bin_size, bin_size, device)
+    steps = {"baseline": (baseline, torch_codes)}
     if backend == "torch":
-        steps["matmul_floor"] = (make_matmul_floor(n, dim), torch_codes)
+        steps["matmul_floor"] = (make_matmul_floor(n, dim, device), torch_codes)
     for method in _METHODS[backend]:
-        inputs = [to_backend(method, c) for c in codes]
+        inputs = [to_backend(method, c, device) for c in codes]
         steps[method] = (make_library_step(method), inputs)
-    result = {"shape": list(shape), "methods": {}}
+    steps = {
+        name: (_synchronized(step, device), inputs)
+        for name, (step, inputs) in steps.items()
+    }
+    result = {
+        "shape": list(shape),
+        "device": device,
+        "device_name": _device_name(device),
+        "methods": {},
+    }
     times = {name: [] for name in steps}
     for name, (step, inputs) in steps.items():
         started = time.perf_counter()
@@ -272,9 +328,13 @@ def orchestrate(args):
                     _shape_arg(shape),
                     "--repeats",
                     str(repeats),
+                    "--device",
+                    args.device,
                 ],
                 backend,
             )
+            # Written after every process: a run stopped early keeps its rows.
+            _write(report, args.output)
     if not args.no_memory:
         for backend in args.backends:
             for method in ("baseline", *_METHODS[backend]):
@@ -287,11 +347,15 @@ def orchestrate(args):
                         ["--memory-worker", backend, method, _shape_arg(shape)],
                         backend,
                     )
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(report, f, indent=2)
+    _write(report, args.output)
     print(format_report(report, shapes, args.backends))
     print(f"raw results in {args.output}")
+
+
+def _write(report, path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
 
 
 def format_report(report, shapes, backends):
@@ -349,6 +413,12 @@ def parse_args(argv=None):
     )
     parser.add_argument("--warmup", type=int, default=2, help="untimed first calls")
     parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda", "auto"),
+        help="where the tensors sit (auto: the GPU where PyTorch sees one)",
+    )
+    parser.add_argument(
         "--no-memory", action="store_true", help="skip the peak-memory processes"
     )
     parser.add_argument(
@@ -375,7 +445,7 @@ def main(argv=None):
     if args.time_worker:
         backend, shape = args.time_worker
         result = time_worker(
-            backend, _parse_shape(shape), args.repeats or 5, args.warmup
+            backend, _parse_shape(shape), args.repeats or 5, args.warmup, args.device
         )
         print("RESULT " + json.dumps(result), flush=True)
     elif args.memory_worker:

@@ -2,9 +2,9 @@
 
 It follows the formulation as published, step by step: the joint matrix `P` is
 built with `einsum`, its off-block entries are gathered into a copy with a
-boolean mask, and each term is computed on its own. It is used only by
-`loss_speed.py` as the reference that `keras_imsvd.losses.joint_cross_entropy`
-is timed against, and to check that both give the same value.
+boolean mask, and each term is computed on its own. `loss_speed.py` times
+`keras_imsvd.losses.joint_cross_entropy` against it (and checks that both give
+the same value), and `published_step.py` trains with it.
 """
 
 import torch
@@ -20,6 +20,8 @@ class PublishedJointCrossEntropy:
     Args:
         num_variables: `K`.
         bin_size: `b`.
+        device: torch device of the mask, that of the codes. Defaults to `None`
+            (the CPU).
 
     Call arguments:
         p1: Soft codes of view 1, `(N, K, b)` float32.
@@ -29,13 +31,15 @@ class PublishedJointCrossEntropy:
         The scalar loss `L_inv + L_dia + L_off`.
     """
 
-    def __init__(self, num_variables, bin_size):
+    def __init__(self, num_variables, bin_size, device=None):
         self.num_variables = num_variables
         self.bin_size = bin_size
         off_blocks = ~torch.eye(num_variables, dtype=torch.bool)  # (K, K)
-        self.off_block_mask = off_blocks.repeat_interleave(
-            bin_size, dim=0
-        ).repeat_interleave(bin_size, dim=1)  # (D, D)
+        self.off_block_mask = (
+            off_blocks.repeat_interleave(bin_size, dim=0)
+            .repeat_interleave(bin_size, dim=1)
+            .to(device)
+        )  # (D, D)
 
     def __call__(self, p1, p2):
         n, k, _ = p1.shape

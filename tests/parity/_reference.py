@@ -22,7 +22,9 @@ WEIGHT_DECAY = 5e-4
 EPSILON = 1e-8
 
 
-class _BasicBlock(nn.Module):
+class BasicBlock(nn.Module):
+    """torchvision's basic residual block (two 3x3 convolutions, 1x1 shortcut)."""
+
     def __init__(self, inputs, filters, stride):
         super().__init__()
         self.conv1 = nn.Conv2d(inputs, filters, 3, stride, 1, bias=False)
@@ -49,8 +51,8 @@ class TorchNet(nn.Module):
         super().__init__()
         self.stem_conv = nn.Conv2d(channels, width, 3, 1, 1, bias=False)
         self.stem_bn = nn.BatchNorm2d(width)
-        self.block0 = _BasicBlock(width, width, 1)
-        self.block1 = _BasicBlock(width, 2 * width, 2)
+        self.block0 = BasicBlock(width, width, 1)
+        self.block1 = BasicBlock(width, 2 * width, 2)
         self.dense_0 = nn.Linear(2 * width, hidden)
         self.batch_norm_0 = nn.BatchNorm1d(hidden)
         self.dense_1 = nn.Linear(hidden, embedding, bias=False)
