@@ -70,7 +70,9 @@ def build_parser(prog=None):
     data.add_argument(
         "--data-dir",
         default=None,
-        help="image folder with one sub-folder per class (overrides --dataset)",
+        help="image folder with one sub-folder per class, or a root holding "
+        "train/ and val/ or test/ (overrides --dataset; with --dataset cifar10 "
+        "the CIFAR-10 recipe applies)",
     )
     data.add_argument("--image-size", type=int, help=recipe("image_size", "view size"))
     data.add_argument(
@@ -79,7 +81,11 @@ def build_parser(prog=None):
     data.add_argument(
         "--validation-size",
         type=int,
-        help=recipe("validation_size", "held-out images for evaluation"),
+        help=recipe(
+            "validation_size",
+            "images held out of the training set for evaluation; 0: none, "
+            "evaluate on the test split (a ROOT/test/ folder, or TFDS)",
+        ),
     )
     data.add_argument(
         "--limit", type=int, help="use only this many training images (default: all)"
@@ -193,6 +199,20 @@ def build_parser(prog=None):
         "--probe-epochs", type=int, help="linear-probe epochs (default: 100)"
     )
     output.add_argument(
+        "--eval-protocol",
+        choices=config_lib.EVAL_PROTOCOLS,
+        help="fast: kNN and linear probes on precomputed features; published: "
+        "the paper's linear evaluation of the recipe (CIFAR-10: 100 epochs, lr "
+        "30; ImageNet: lr 0.02, cosine) on augmented images through the frozen "
+        "encoder, far slower (default: fast)",
+    )
+    output.add_argument(
+        "--eval-epochs",
+        type=int,
+        help="epochs of the published evaluation, its schedule kept in shape "
+        "(default: 100)",
+    )
+    output.add_argument(
         "--verbose",
         choices=("auto", "0", "1", "2"),
         default="auto",
@@ -232,6 +252,8 @@ def config_from_args(args):
         "output_dir": args.output_dir,
         "eval_every": args.eval_every,
         "probe_epochs": args.probe_epochs,
+        "eval_protocol": args.eval_protocol,
+        "eval_epochs": args.eval_epochs,
         "resume": args.resume,
         "overwrite": args.overwrite,
         "explain": args.explain,

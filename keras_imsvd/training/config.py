@@ -20,6 +20,7 @@ PRECISIONS = ("auto", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("none", "data-parallel")
 AUGMENT_ON = ("data", "device")
 JIT_COMPILE = ("auto", "on", "off")
+EVAL_PROTOCOLS = ("fast", "published")
 
 RECIPES = MappingProxyType(
     {
@@ -127,6 +128,8 @@ class RunConfig:
     output_dir: str = os.path.join("runs", "digits")
     eval_every: int = 5
     probe_epochs: int = 100
+    eval_protocol: str = "fast"
+    eval_epochs: int | None = None
     resume: bool = False
     overwrite: bool = False
     explain: bool = False
@@ -167,9 +170,13 @@ class RunConfig:
 
 
 def recipe_name(dataset, data_dir=None):
-    """The recipe that fills unset fields: digits, cifar10, or imagenet."""
+    """The recipe that fills unset fields: digits, cifar10, or imagenet.
+
+    A folder takes the ImageNet recipe, or the CIFAR-10 one with `dataset`
+    `"cifar10"` (a CIFAR-10 root holding `train/` and `test/`).
+    """
     if data_dir:
-        return "imagenet"
+        return "cifar10" if dataset == "cifar10" else "imagenet"
     return dataset if dataset in RECIPES else "imagenet"
 
 
@@ -193,6 +200,16 @@ def resolve_config(**settings):
         name = "folder" if given.get("data_dir") else values.get("dataset", "digits")
         values["output_dir"] = os.path.join("runs", str(name))
     return RunConfig(**values)
+
+
+def published_protocol(config):
+    """The published linear evaluation for a run: `"cifar10"` for the CIFAR-10
+    recipe or 32 px images, `"imagenet"` for the ImageNet recipe, `None` for
+    the digits, which have none."""
+    recipe = recipe_name(config.dataset, config.data_dir)
+    if recipe == "digits":
+        return None
+    return "cifar10" if recipe == "cifar10" or config.image_size == 32 else "imagenet"
 
 
 def _is_number(value):
@@ -240,7 +257,7 @@ def validate(config):
         _check_choice(config, "mixed_precision", PRECISIONS)
     for field in ("epochs", "image_size", "probe_epochs", "eval_every"):
         _check_int(config, field, 1)
-    _check_int(config, "validation_size", 1)
+    _check_validation_and_protocol(config)
     _check_int(config, "seed", 0)
     _check_int(config, "verbose", 0)
     # A joint distribution is estimated over the batch, and a variable of one
@@ -277,6 +294,29 @@ def validate(config):
         "overwrite",
         config.overwrite,
         "cannot be combined with resume",
+    )
+
+
+def _check_validation_and_protocol(config):
+    # validation_size 0: no images held out of the training set, evaluation on
+    # the test split (checked where the data are loaded); the digits have none.
+    _check_int(config, "validation_size", 0)
+    _check(
+        config.validation_size >= 1
+        or recipe_name(config.dataset, config.data_dir) != "digits",
+        "validation_size",
+        config.validation_size,
+        "must be an integer >= 1 for the digits, which have no test split",
+    )
+    _check_choice(config, "eval_protocol", EVAL_PROTOCOLS)
+    if config.eval_epochs is not None:
+        _check_int(config, "eval_epochs", 1)
+    _check(
+        config.eval_protocol == "fast" or published_protocol(config) is not None,
+        "eval_protocol",
+        config.eval_protocol,
+        "must be fast for the digits: the paper publishes linear evaluations "
+        "for CIFAR-10 and ImageNet only",
     )
 
 

@@ -26,7 +26,9 @@ def load_data(config):
     # Views made on the device need no TensorFlow: Pillow decodes the files.
     decoder = "pillow" if config.augment_on == "device" else None
     split = dataset_root_split(config.data_dir) if config.data_dir else None
-    if split is not None:
+    if split is None and size == 0:
+        train, test = training_and_test_split(config)
+    elif split is not None:
         # The published layout: ROOT/train for training, ROOT/val (or test)
         # for evaluation, with the same classes.
         train, test = (
@@ -68,6 +70,57 @@ def load_data(config):
             field="batch_size",
         )
     return Data(x_train, np.asarray(y_train), x_test, np.asarray(y_test))
+
+
+def training_and_test_split(config):
+    """Every training image and the test split, for `validation_size` 0.
+
+    The test split of a TFDS dataset comes from `tfds.load(name,
+    split="test")`; the CIFAR-10 training images from the bundled archive
+    where it is found, else from TFDS too.
+    """
+    no_split = "validation_size 0 evaluates on a test split, and {} has none: {}"
+    if config.data_dir:
+        raise UsageError(
+            no_split.format(
+                config.data_dir, "give a root holding train/ and test/ (or val/)"
+            ),
+            field="validation_size",
+        )
+    name = config.dataset
+    # CIFAR-10 stays at 32 px, as its training images from the archive.
+    test = _tfds_test_split(name, None if name == "cifar10" else config.image_size)
+    if name != "cifar10":
+        return data_lib.evaluation_arrays(
+            name, image_size=config.image_size, split="train"
+        ), test
+    try:
+        train, _ = data_lib.load_cifar10_folder(validation_split=0, seed=config.seed)
+    except FileNotFoundError:
+        train = data_lib.evaluation_arrays("cifar10", split="train")
+    return train, test
+
+
+def _tfds_test_split(name, image_size):
+    try:
+        return data_lib.evaluation_arrays(name, image_size=image_size, split="test")
+    except Exception as error:  # TFDS raises many kinds of errors offline
+        reason = " ".join(str(error).split())[:300]
+        bundled = (
+            " The bundled CIFAR-10 archive (cifar10_train_jpeg.tar.gz) holds "
+            "the 50,000 training images only."
+            if name == "cifar10"
+            else ""
+        )
+        raise UsageError(
+            f"validation_size 0 evaluates on the test split of {name}, which "
+            f"tensorflow-datasets could not load ({type(error).__name__}: "
+            f"{reason}).{bundled} Put the test images beside the training "
+            "images (ROOT/train/, ROOT/test/, one sub-folder per class) and "
+            "pass data_dir ROOT, or hold out training images with "
+            "validation_size >= 1",
+            field="validation_size",
+        ) from None
 
 
 def dataset_root_split(data_dir):

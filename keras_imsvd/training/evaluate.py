@@ -1,10 +1,16 @@
 """The evaluation at the end of a run: kNN and linear probes on three feature sets."""
 
+import inspect
+from types import MappingProxyType
+
 import numpy as np
 
 from keras_imsvd import evaluation
+from keras_imsvd.training.config import published_protocol
 
 LABELS_PER_CLASS = 10
+# The weighted kNN of the published eval_knn.py, in both protocols.
+KNN = MappingProxyType({"k": 20, "temperature": 0.07})
 
 
 class RunFailed(Exception):
@@ -76,13 +82,7 @@ def evaluate_features(train, y_train, test, y_test, few, probe_epochs, seed):
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     result = {
         "knn": evaluation.knn_classify(
-            train,
-            y_train,
-            test,
-            y_test,
-            k=20,
-            temperature=0.07,
-            num_classes=num_classes,
+            train, y_train, test, y_test, num_classes=num_classes, **KNN
         ),
         "linear_probe": evaluation.linear_probe(
             train,
@@ -108,10 +108,106 @@ def evaluate_features(train, y_train, test, y_test, few, probe_epochs, seed):
 
 
 def format_table(results):
-    """The results as a fixed-width text table, one row per feature set."""
-    columns = list(next(iter(results.values())))
+    """The results as a fixed-width text table, one row per feature set; a
+    value a row does not have is shown as `-`."""
+    columns = list(dict.fromkeys(c for row in results.values() for c in row))
     header = f"{'features':<22}" + "".join(f"{c:>26}" for c in columns)
     lines = [header, "-" * len(header)]
     for name, row in results.items():
-        lines.append(f"{name:<22}" + "".join(f"{row[c]:>26.4f}" for c in columns))
+        cells = (f"{row[c]:>26.4f}" if c in row else f"{'-':>26}" for c in columns)
+        lines.append(f"{name:<22}" + "".join(cells))
     return "\n".join(lines)
+
+
+def evaluation_settings(config, num_train):
+    """What metrics.json says of the evaluation: `{"protocol", "settings"}`."""
+    knn = dict(KNN)
+    if config.eval_protocol == "published":
+        settings = evaluation.protocol_settings(
+            published_protocol(config),
+            epochs=config.eval_epochs,
+            image_size=config.image_size,
+        )
+        settings["batch_size"] = min(settings["batch_size"], num_train)
+        settings["knn"] = knn
+        return {"protocol": "published", "settings": settings}
+    probe = inspect.signature(evaluation.linear_probe).parameters
+    return {
+        "protocol": "fast",
+        "settings": {
+            "knn": knn,
+            "linear_probe": {
+                "features": "precomputed, un-augmented",
+                "epochs": config.probe_epochs,
+                "batch_size": probe["batch_size"].default,
+                "learning_rate": probe["learning_rate"].default,
+                "schedule": "cosine",
+                "labels_per_class_probe": LABELS_PER_CLASS,
+            },
+        },
+    }
+
+
+def describe(evaluation_record):
+    """One line for results.txt naming the protocol and its main settings."""
+    settings = evaluation_record["settings"]
+    knn = f"kNN k={KNN['k']} T={KNN['temperature']} on un-augmented features"
+    if evaluation_record["protocol"] == "fast":
+        probe = settings["linear_probe"]
+        return (
+            f"evaluation: fast protocol: {knn}; linear probes on precomputed "
+            f"un-augmented features ({probe['epochs']} epochs, SGD lr "
+            f"{probe['learning_rate']}, cosine)"
+        )
+    schedule = (
+        f"x{settings['decay']} at epochs {settings['milestones']}"
+        if settings["schedule"] == "step"
+        else "cosine"
+    )
+    low, high = settings["crop_scale"]
+    return (
+        f"evaluation: published {settings['protocol']} linear evaluation "
+        f"({settings['source']}): {settings['epochs']} epochs, batch "
+        f"{settings['batch_size']}, SGD lr {settings['learning_rate']:g} momentum "
+        f"{settings['momentum']} weight decay {settings['weight_decay']:g}, "
+        f"{schedule}; training crops {settings['image_size']} px of scale "
+        f"{low}-{high} + flip, test resize {settings['test_resize']} + centre "
+        f"crop; frozen encoder in inference mode; best = best test epoch; {knn}"
+    )
+
+
+def published_evaluation(encoder, features, images, labels, config, verbose, linear):
+    """kNN on `features` and, if `linear`, the published linear evaluation on
+    `images`.
+
+    `features`, `images` and `labels` are `(train, test)` pairs; the test
+    accuracy is taken after every epoch, as the published scripts do.
+    """
+    (train, test), (y_train, y_test) = features, labels
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    knn = evaluation.knn_classify(
+        train, y_train, test, y_test, num_classes=num_classes, **KNN
+    )
+    if not linear:
+        return {"knn": float(knn)}
+    result = evaluation.linear_evaluation(
+        encoder,
+        (images[0], y_train),
+        (images[1], y_test),
+        protocol=published_protocol(config),
+        epochs=config.eval_epochs,
+        image_size=config.image_size,
+        num_classes=num_classes,
+        evaluate_every_epoch=True,
+        seed=config.seed,
+        verbose=verbose,
+    )
+    row = {
+        "knn": knn,
+        "linear_top1": result["top1"],
+        "linear_best_top1": result["best_top1"],
+    }
+    if result["top5"] is not None:
+        row["linear_top5"] = result["top5"]
+        row["linear_best_top5"] = result["best_top5"]
+    return {key: float(value) for key, value in row.items()}

@@ -20,6 +20,7 @@ from keras_imsvd.models import IMSVDModel
 from keras_imsvd.training import evaluate as evaluate_lib
 from keras_imsvd.training.callbacks import RunRecorder
 from keras_imsvd.training.config import UsageError
+from keras_imsvd.training.config import published_protocol
 from keras_imsvd.training.data import load_data
 from keras_imsvd.training.data import make_views
 from keras_imsvd.training.data import resize
@@ -137,6 +138,9 @@ class Job:
             "keras_version": keras.__version__,
             "config": self.config.training_settings(),
             "results": results,
+            "evaluation": evaluate_lib.evaluation_settings(
+                self.config, len(data.x_train)
+            ),
             "notes": notes,
             "final_loss": {k: v for k, v in history[-1].items() if k.endswith("loss")},
             "epochs_trained": len(history),
@@ -304,6 +308,9 @@ class Job:
         random_encoder = build_encoder(config.architecture, shape)
         verbose = 1 if self.verbose == 1 else 0
         encoders = {"IMSVD (learned)": encoder, "random init": random_encoder}
+        if config.eval_protocol == "published":
+            images = (train_images, test_images)
+            return self.evaluate_published(encoders, data, images, verbose), notes
         results = {}
         names = [*encoders, "raw pixels"]
         for index, name in enumerate(names, start=1):
@@ -324,11 +331,47 @@ class Job:
                 config.probe_epochs,
                 config.seed,
             )
+        self.write_results(results, len(train_images))
+        return results, notes
+
+    def evaluate_published(self, encoders, data, images, verbose):
+        """The kNN of the learned and random-init encoders and the raw pixels,
+        and the published linear evaluation of the learned encoder (it costs
+        `eval_epochs` passes of the encoder over the training images)."""
+        names = [*encoders, "raw pixels"]
+        protocol = published_protocol(self.config)
+        results = {}
+        for index, name in enumerate(names, start=1):
+            linear = name == names[0]
+            what = f"kNN, published {protocol} linear evaluation" if linear else "kNN"
+            self.log(f"evaluating {index}/{len(names)}: {name} ({what})")
+            encoder = encoders.get(name)
+            pairs = (
+                [evaluation.extract_features(encoder, x, 256, verbose) for x in images]
+                if encoder is not None
+                else (data.x_train, data.x_test)
+            )
+            features = [evaluate_lib.as_features(name, x) for x in pairs]
+            results[name] = evaluate_lib.published_evaluation(
+                encoder,
+                features,
+                images,
+                (data.y_train, data.y_test),
+                self.config,
+                verbose,
+                linear,
+            )
+        self.write_results(results, len(images[0]))
+        return results
+
+    def write_results(self, results, num_train):
+        """Prints the table and writes it to results.txt under the protocol."""
         table = evaluate_lib.format_table(results)
+        record = evaluate_lib.evaluation_settings(self.config, num_train)
         if self.run_dir.chief:
             print(table, flush=True)
-        self.run_dir.write_text("results.txt", table + "\n")
-        return results, notes
+        text = evaluate_lib.describe(record) + "\n\n" + table + "\n"
+        self.run_dir.write_text("results.txt", text)
 
     def explain(self, model, data, test_images):
         from keras_imsvd import explain
