@@ -3,11 +3,17 @@
 The layers start as in the published PyTorch code: BatchNorm with epsilon
 1e-5 and momentum 0.9 (torch's momentum 0.1), and, for ResNet-50, the
 torchvision initialisation (kaiming-normal fan-out convolutions, the last
-BatchNorm of each residual block starting at zero).
+BatchNorm of each residual block starting at zero). Their BatchNorm layers are
+`keras_imsvd.layers.SyncBatchNormalization`: in data-parallel training they
+use the statistics of the global batch, as the published code's
+`torch.nn.SyncBatchNorm` does, and are `keras.layers.BatchNormalization`
+otherwise.
 """
 
 import keras
 from keras import layers
+
+from keras_imsvd.layers.sync_batch_normalization import SyncBatchNormalization
 
 # Per-channel (mean, std) of the input normalisation of the published recipes.
 NORMALIZATIONS = {
@@ -29,7 +35,12 @@ def _check_shape(input_shape):
     return tuple(input_shape)
 
 
-def _check_batch_norm(epsilon, momentum):
+def _check_batch_norm(epsilon, momentum, synchronized=True):
+    if not isinstance(synchronized, bool):
+        raise TypeError(
+            "`batch_norm_synchronized` must be True or False. "
+            f"Received: batch_norm_synchronized={synchronized!r}"
+        )
     for name, value in (
         ("batch_norm_epsilon", epsilon),
         ("batch_norm_momentum", momentum),
@@ -106,11 +117,12 @@ def _strided(x, size, stride, name):
     return layers.ZeroPadding2D((size - 1) // 2, name=f"{name}_pad")(x)
 
 
-def _batch_norm(epsilon, momentum, name, zero=False):
-    return layers.BatchNormalization(
+def _batch_norm(epsilon, momentum, synchronized, name, zero=False):
+    return SyncBatchNormalization(
         epsilon=epsilon,
         momentum=momentum,
         gamma_initializer="zeros" if zero else "ones",
+        synchronized=synchronized,
         name=name,
     )
 
@@ -137,6 +149,7 @@ def resnet18_cifar(
     batch_norm_epsilon=1e-5,
     batch_norm_momentum=0.9,
     normalization=None,
+    batch_norm_synchronized=True,
 ):
     """ResNet-18 with the CIFAR stem, pooled to a `8 * width`-d feature.
 
@@ -160,6 +173,10 @@ def resnet18_cifar(
             `NORMALIZATIONS`), or a pair `(mean, std)` of per-channel values.
             The normalisation is the model's first layer, saved with it, so
             the model takes images in `[0, 1]`. Defaults to `None`.
+        batch_norm_synchronized: Whether every BatchNorm uses the statistics
+            of the global batch in data-parallel training
+            (`keras_imsvd.layers.SyncBatchNormalization`); `False` gives each
+            replica its own. Defaults to `True`, as the published code.
 
     Returns:
         A functional `keras.Model` from images to `(N, 8 * width)` features.
@@ -179,10 +196,12 @@ def resnet18_cifar(
         raise ValueError(
             f"`width` must be a positive integer. Received: width={width!r}"
         )
-    _check_batch_norm(batch_norm_epsilon, batch_norm_momentum)
+    _check_batch_norm(batch_norm_epsilon, batch_norm_momentum, batch_norm_synchronized)
 
     def bn(layer_name):
-        return _batch_norm(batch_norm_epsilon, batch_norm_momentum, layer_name)
+        return _batch_norm(
+            batch_norm_epsilon, batch_norm_momentum, batch_norm_synchronized, layer_name
+        )
 
     inputs, x = _inputs(input_shape, normalization)
     x = _conv(width, 3, 1, "stem_conv")(x)
@@ -236,6 +255,7 @@ def resnet50(
     batch_norm_epsilon=1e-5,
     batch_norm_momentum=0.9,
     normalization=None,
+    batch_norm_synchronized=True,
 ):
     """ResNet-50 v1.5 as torchvision builds it, randomly initialised, pooled to 2048-d.
 
@@ -260,6 +280,7 @@ def resnet50(
             Defaults to `0.9`.
         normalization: As for `resnet18_cifar`; the published ImageNet recipe
             is `"imagenet"`. Defaults to `None`.
+        batch_norm_synchronized: As for `resnet18_cifar`. Defaults to `True`.
 
     Returns:
         A functional `keras.Model` from images to `(N, 2048)` features.
@@ -283,10 +304,16 @@ def resnet50(
             "`zero_init_residual` must be True or False. "
             f"Received: zero_init_residual={zero_init_residual!r}"
         )
-    _check_batch_norm(batch_norm_epsilon, batch_norm_momentum)
+    _check_batch_norm(batch_norm_epsilon, batch_norm_momentum, batch_norm_synchronized)
 
     def bn(layer_name, zero=False):
-        return _batch_norm(batch_norm_epsilon, batch_norm_momentum, layer_name, zero)
+        return _batch_norm(
+            batch_norm_epsilon,
+            batch_norm_momentum,
+            batch_norm_synchronized,
+            layer_name,
+            zero,
+        )
 
     inputs, x = _inputs(input_shape, normalization)
     x = _strided(x, 7, 2, "stem_conv")
@@ -312,6 +339,7 @@ def small_convnet(
     batch_norm_epsilon=1e-5,
     batch_norm_momentum=0.9,
     normalization=None,
+    batch_norm_synchronized=True,
 ):
     """A small, fast convnet for CPU work and tests.
 
@@ -328,6 +356,7 @@ def small_convnet(
         batch_norm_momentum: Keras momentum of the moving statistics.
             Defaults to `0.9`.
         normalization: As for `resnet18_cifar`. Defaults to `None`.
+        batch_norm_synchronized: As for `resnet18_cifar`. Defaults to `True`.
 
     Returns:
         A functional `keras.Model` from images to `(N, widths[-1])` features.
@@ -346,12 +375,14 @@ def small_convnet(
         raise ValueError(
             f"`widths` must be positive integers. Received: widths={widths!r}"
         )
-    _check_batch_norm(batch_norm_epsilon, batch_norm_momentum)
+    _check_batch_norm(batch_norm_epsilon, batch_norm_momentum, batch_norm_synchronized)
     inputs, x = _inputs(input_shape, normalization)
     size = min(input_shape[0], input_shape[1])
     for i, width in enumerate(widths):
         x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = _batch_norm(batch_norm_epsilon, batch_norm_momentum, f"bn{i}")(x)
+        x = _batch_norm(
+            batch_norm_epsilon, batch_norm_momentum, batch_norm_synchronized, f"bn{i}"
+        )(x)
         x = layers.ReLU(name=f"relu{i}")(x)
         if size > 2:
             x = layers.MaxPooling2D(2, name=f"pool{i}")(x)

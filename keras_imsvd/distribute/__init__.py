@@ -1,6 +1,7 @@
 """Data-parallel training: the only backend-specific code of the library."""
 
 from keras_imsvd.distribute.collectives import all_gather
+from keras_imsvd.distribute.collectives import all_reduce_sum
 from keras_imsvd.distribute.collectives import num_replicas
 from keras_imsvd.distribute.collectives import scale_loss_for_replicas
 from keras_imsvd.distribute.data_parallel import DataParallelScope
@@ -12,6 +13,7 @@ __all__ = [
     "DataParallelScope",
     "SynchronizeReplicas",
     "all_gather",
+    "all_reduce_sum",
     "data_parallel",
     "global_joint_cross_entropy",
     "num_replicas",

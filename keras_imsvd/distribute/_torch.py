@@ -6,6 +6,7 @@ import warnings
 # the gather has warned that none does.
 _GRADIENT_AVERAGING = {"active": 0, "warned": False}
 _GATHER = {}
+_ALL_REDUCE = {}
 
 
 def world_size():
@@ -110,3 +111,43 @@ def all_gather(x):
     if "function" not in _GATHER:
         _GATHER["function"] = _gather_function()
     return _GATHER["function"].apply(x)
+
+
+def _all_reduce_function():
+    """An autograd all-reduce (sum) (built on first use: torch is lazy)."""
+    import torch
+    import torch.distributed as dist
+
+    def summed(x):
+        x = x.clone(memory_format=torch.contiguous_format)
+        try:
+            dist.all_reduce(x)
+        except RuntimeError as error:
+            raise collective_error(error) from error
+        return x
+
+    class AllReduce(torch.autograd.Function):
+        """Forward: the sum over processes. Backward: the same, of the gradient.
+
+        Every process uses the sum, so the gradient of each process's input is
+        the sum over processes of the gradients that reach the output, as in
+        `torch.nn.SyncBatchNorm`'s backward. (`torch.distributed.nn.functional`
+        offers this, deprecated in torch 2.13.)
+        """
+
+        @staticmethod
+        def forward(ctx, x):
+            return summed(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return summed(grad)
+
+    return AllReduce
+
+
+def all_reduce_sum(x):
+    """Sums `x` over the processes, with autograd."""
+    if "function" not in _ALL_REDUCE:
+        _ALL_REDUCE["function"] = _all_reduce_function()
+    return _ALL_REDUCE["function"].apply(x)

@@ -1,4 +1,4 @@
-"""Cross-replica collectives for the soft codes.
+"""Cross-replica collectives for the soft codes and the BatchNorm statistics.
 
 IMSVD estimates its joint distribution over the *global* batch, so under data
 parallelism the loss must see every replica's soft codes.
@@ -89,6 +89,43 @@ def all_gather(x):
         return _tf_all_gather(x)
     if backend == "torch":
         return _torch.all_gather(x)
+    return x
+
+
+def all_reduce_sum(x):
+    """Sums `x` over replicas, with gradients.
+
+    What `SyncBatchNormalization` reduces: each replica's sums over its own
+    samples become the sums over the global batch. The gradient of the result
+    reaches every replica's `x` summed over replicas, as every replica uses the
+    sum (`torch.nn.SyncBatchNorm` all-reduces its gradients alike).
+
+    - TensorFlow, in the replica context of a `tf.distribute` strategy:
+      `ReplicaContext.all_reduce(SUM)`, whose gradient is the all-reduce of
+      the gradient.
+    - PyTorch under `torch.distributed`: an autograd all-reduce over the
+      processes.
+    - JAX: `x` itself. Under a `keras.distribution`, a tensor reduced over the
+      batch axis already holds the sum over the global batch (XLA inserts the
+      all-reduce).
+
+    Args:
+        x: The local tensor.
+
+    Returns:
+        The sum of `x` over replicas; `x` itself where there is a single
+        replica.
+    """
+    if num_replicas() == 1:
+        return x
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        context = tf.distribute.get_replica_context()
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, x)
+    if backend == "torch":
+        return _torch.all_reduce_sum(x)
     return x
 
 

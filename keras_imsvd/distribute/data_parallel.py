@@ -290,6 +290,12 @@ def data_parallel(devices=None, multi_worker=None, timeout=1800):
       shard with `distribute_dataset`. Without `torchrun` (no `WORLD_SIZE`)
       the run is single-process.
 
+    BatchNorm uses the statistics of the global batch, as the published
+    code's `torch.nn.SyncBatchNorm`, in the layers that are
+    `keras_imsvd.layers.SyncBatchNormalization` (those of
+    `keras_imsvd.backbones` and of the default projector) on every backend,
+    and in every BatchNorm layer on JAX.
+
     The same script then runs on one device or many: build the dataset with the
     global batch size, pass it through `distribute_dataset`, and scale the
     learning rate with the global batch (`base_lr * global_batch_size / 256`).

@@ -20,7 +20,8 @@ class SynchronizeReplicas(keras.callbacks.Callback):
       before the optimizer applies it (one all-reduce per variable, overlapping
       the rest of the backward pass on GPU; there is no bucketing);
     - at the end of each epoch, the floating non-trainable weights (BatchNorm
-      moving statistics, which each process estimates from its own samples) are
+      moving statistics, which each process estimates from its own samples
+      unless the layers are `keras_imsvd.layers.SyncBatchNormalization`) are
       averaged, so that all processes hold the same model.
 
     Why averaging is exact: every process computes the same global loss from

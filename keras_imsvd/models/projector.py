@@ -5,6 +5,7 @@ import math
 import keras
 
 from keras_imsvd.backbones import _check_batch_norm
+from keras_imsvd.layers.sync_batch_normalization import SyncBatchNormalization
 
 _INITIALIZATIONS = ("torch", "keras")
 
@@ -96,15 +97,19 @@ def build_projector(
     initialization="torch",
     batch_norm_epsilon=1e-5,
     batch_norm_momentum=0.9,
+    batch_norm_synchronized=True,
 ):
     """Builds the projector MLP of IMSVD from a spec.
 
-    Every width but the last gives a `Dense -> BatchNormalization -> ReLU` block;
+    Every width but the last gives a `Dense -> BatchNorm -> ReLU` block;
     the last width gives a `Dense` without bias, as in the published code (and in
     Barlow Twins, on which it builds). By default the layers start as
     PyTorch's: `LinearDense` layers (kernel and bias uniform in
     `+-1/sqrt(fan_in)`) and BatchNorm with epsilon 1e-5 and momentum 0.9
-    (torch's 0.1).
+    (torch's 0.1). The BatchNorm layers are
+    `keras_imsvd.layers.SyncBatchNormalization`: in data-parallel training
+    they use the statistics of the global batch, as the published code's
+    `torch.nn.SyncBatchNorm`.
 
     Args:
         projector: Widths as a string (`"8192-8160"`) or a list of integers.
@@ -116,6 +121,9 @@ def build_projector(
             `1e-5`.
         batch_norm_momentum: Keras momentum of their moving statistics.
             Defaults to `0.9`.
+        batch_norm_synchronized: Whether the BatchNorm layers use the
+            statistics of the global batch in data-parallel training; `False`
+            gives each replica its own. Defaults to `True`.
 
     Returns:
         A `keras.Sequential` mapping `(N, F)` features to `(N, widths[-1])`.
@@ -125,7 +133,7 @@ def build_projector(
     >>> import keras_imsvd
     >>> mlp = keras_imsvd.models.build_projector("64-32")
     >>> [layer.__class__.__name__ for layer in mlp.layers]
-    ['Dense', 'BatchNormalization', 'ReLU', 'Dense']
+    ['LinearDense', 'SyncBatchNormalization', 'ReLU', 'LinearDense']
     """
     widths = parse_projector_spec(projector)
     if initialization not in _INITIALIZATIONS:
@@ -133,15 +141,16 @@ def build_projector(
             f"`initialization` must be one of {_INITIALIZATIONS}. "
             f"Received: initialization={initialization!r}"
         )
-    _check_batch_norm(batch_norm_epsilon, batch_norm_momentum)
+    _check_batch_norm(batch_norm_epsilon, batch_norm_momentum, batch_norm_synchronized)
     dense = LinearDense if initialization == "torch" else keras.layers.Dense
     blocks = []
     for i, width in enumerate(widths[:-1]):
         blocks += [
             dense(width, name=f"dense_{i}"),
-            keras.layers.BatchNormalization(
+            SyncBatchNormalization(
                 epsilon=batch_norm_epsilon,
                 momentum=batch_norm_momentum,
+                synchronized=batch_norm_synchronized,
                 name=f"batch_norm_{i}",
             ),
             keras.layers.ReLU(name=f"relu_{i}"),

@@ -12,6 +12,8 @@ concatenated global batch:
 - the loss and its gradients with respect to the soft codes;
 - the weights after three `fit` steps of a BatchNorm-free IMSVDModel with SGD;
 - that the replicas really hold a slice of the batch each;
+- one step of a model with `SyncBatchNormalization`, synchronised and not,
+  against BatchNorm on the whole batch and on each replica's slice;
 and the loss of codes made at several temperatures, with weights that differ
 from each other, with the float64 transcription `tests/reference.py`. The
 PyTorch scenario also trains a model with BatchNorm from different seeds per
@@ -218,8 +220,11 @@ def _batch_norm_report(names, start, weights, initial, reference_weights):
     }
 
 
-def _model(model_class=None, seed=0, normalization=None):
-    """A small IMSVDModel, built; `normalization()` makes a layer after Dense."""
+def _model(model_class=None, seed=0, normalization=None, in_projector=False):
+    """A small IMSVDModel, built; `normalization()` makes a layer after Dense.
+
+    With `in_projector`, the projector's hidden layer has one too.
+    """
     import keras
 
     import keras_imsvd
@@ -234,11 +239,12 @@ def _model(model_class=None, seed=0, normalization=None):
             keras.layers.Activation("tanh"),
         ]
     encoder = keras.Sequential([keras.layers.Flatten()] + layers)
+    if in_projector:
+        hidden = [keras.layers.Dense(32), normalization(), keras.layers.ReLU()]
+    else:
+        hidden = [keras.layers.Dense(32, activation="relu")]
     projector = keras.Sequential(
-        [
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(NUM_VARIABLES * BIN_SIZE, use_bias=False),
-        ]
+        hidden + [keras.layers.Dense(NUM_VARIABLES * BIN_SIZE, use_bias=False)]
     )
     model_class = model_class or keras_imsvd.IMSVDModel
     model = model_class(encoder, projector=projector, bin_size=BIN_SIZE)
@@ -269,6 +275,82 @@ def _fit_report(reference, distributed, initial):
         "fit_loss": [ref_loss, loss],
         "fit_weights_moved": _max_diff(ref_weights, initial),
     }
+
+
+# -- SyncBatchNormalization -------------------------------------------------------
+
+SYNC_MOMENTUM = 0.5  # moving statistics that move visibly in one step
+MOVING = ("moving_mean", "moving_variance")
+
+
+def _sync_model(synchronized):
+    """`_model` with `SyncBatchNormalization` in its encoder and projector."""
+    from keras_imsvd.layers import SyncBatchNormalization
+
+    def normalization():
+        return SyncBatchNormalization(momentum=SYNC_MOMENTUM, synchronized=synchronized)
+
+    return _model(normalization=normalization, in_projector=True)
+
+
+def _one_step():
+    """The first global batch alone: one training step."""
+    return _global_dataset().take(1)
+
+
+def _sync_references(replicas):
+    """One device on the global batch: with its statistics, and per replica.
+
+    Returns:
+        `{"names", "initial", "global", "per_replica"}`: the variable names,
+        the initial weights, and `(weights, loss)` after one step of BatchNorm
+        on the whole batch and of BatchNorm on each of `replicas` slices
+        (`_per_replica_batch_norm`), from the same initial weights.
+    """
+    model = _sync_model(True)
+    names = [variable.name for variable in model.weights]
+    initial = model.get_weights()
+
+    def per_replica():
+        return _per_replica_batch_norm(replicas, momentum=SYNC_MOMENTUM)
+
+    per_replica_model = _model(normalization=per_replica, in_projector=True)
+    return {
+        "names": names,
+        "initial": initial,
+        "global": _fit(model, _one_step()),
+        "per_replica": _fit(per_replica_model, _one_step()),
+    }
+
+
+def _sync_differences(names, first, second):
+    """Largest differences of the moving means, variances, other weights, loss."""
+    (weights_1, loss_1), (weights_2, loss_2) = first, second
+    kinds = {"moving_mean": [], "moving_variance": [], "weights": []}
+    for name, a, b in zip(names, weights_1, weights_2):
+        kind = name if name in MOVING else "weights"
+        kinds[kind].append(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))))
+    report = {kind: max(values) for kind, values in kinds.items()}
+    report["loss"] = abs(float(loss_1) - float(loss_2))
+    return report
+
+
+def _sync_report(references, runs):
+    """Each data-parallel run of `runs` against both one-device references."""
+    names = references["names"]
+    initial = (references["initial"], references["global"][1])
+    report = {
+        "moved": _sync_differences(names, references["global"], initial),
+        "references_apart": _sync_differences(
+            names, references["global"], references["per_replica"]
+        ),
+    }
+    for run, fitted in runs.items():
+        report[run] = {
+            reference: _sync_differences(names, fitted, references[reference])
+            for reference in ("global", "per_replica")
+        }
+    return report
 
 
 # -- JAX ------------------------------------------------------------------------
@@ -320,6 +402,7 @@ def jax_main():
     weighted_codes = {name: _weighted_codes(name)[0] for name in WEIGHTED_CASES}
     ref_fit = _fit(_model(), _global_dataset())
     initial = _model().get_weights()
+    sync_references = _sync_references(len(jax.devices()))
 
     shards = []
 
@@ -358,6 +441,14 @@ def jax_main():
         result["dim"] = dim
         result["fit"] = _fit_report(
             ref_fit, _fit(_model(Recording), _global_dataset()), initial
+        )
+        # Each layer sees the global batch, whatever `synchronized` says.
+        result["sync_batch_norm"] = _sync_report(
+            sync_references,
+            {
+                "synchronized": _fit(_sync_model(True), _one_step()),
+                "per_replica": _fit(_sync_model(False), _one_step()),
+            },
         )
         calls = _spy_on_terms()
         weighted = {}
@@ -445,6 +536,7 @@ def tensorflow_main():
     weighted_codes = {name: _weighted_codes(name)[0] for name in WEIGHTED_CASES}
     ref_fit = _fit(_model(), _global_dataset())
     initial = _model().get_weights()
+    sync_references = _sync_references(4)
 
     seen = []
 
@@ -493,6 +585,13 @@ def tensorflow_main():
         result["grad_max_diff"] = _max_diff([g.numpy() for g in ref_grads], grads)
         model = _model(Recording)
         result["fit"] = _fit_report(ref_fit, _fit(model, _global_dataset()), initial)
+        result["sync_batch_norm"] = _sync_report(
+            sync_references,
+            {
+                "synchronized": _fit(_sync_model(True), _one_step()),
+                "per_replica": _fit(_sync_model(False), _one_step()),
+            },
+        )
         gathered, scaled, counted = strategy.run(
             tf.function(gather_and_scale), args=(split(p1),)
         )
@@ -559,6 +658,7 @@ def torch_main():
     batch_norm_reference = _model(seed=0, normalization=per_process_batch_norm)
     batch_norm_initial = batch_norm_reference.get_weights()
     batch_norm_reference = _fit(batch_norm_reference, _global_dataset())[0]
+    sync_references = _sync_references(world_size)
     _log("torch: single-device reference done")
 
     seen = []
@@ -632,6 +732,21 @@ def torch_main():
             names, start, weights, batch_norm_initial, batch_norm_reference
         )
         _log("torch: data-parallel fit with BatchNorm done")
+        result["sync_batch_norm"] = _sync_report(
+            sync_references,
+            {
+                run: _fit(
+                    _sync_model(synchronized),
+                    replicas.distribute_dataset(_one_step()),
+                    callbacks=[distribute.SynchronizeReplicas()],
+                )
+                for run, synchronized in (
+                    ("synchronized", True),
+                    ("per_replica", False),
+                )
+            },
+        )
+        _log("torch: data-parallel step with SyncBatchNormalization done")
         _emit(result)
         if failing_rank >= 0:
             # One process fails after a step; the other, waiting for it in the

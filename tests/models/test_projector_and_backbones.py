@@ -21,10 +21,10 @@ def test_projector_layout_as_published():
     kinds = [type(layer).__name__ for layer in mlp.layers]
     assert kinds == [
         "LinearDense",
-        "BatchNormalization",
+        "SyncBatchNormalization",
         "ReLU",
         "LinearDense",
-        "BatchNormalization",
+        "SyncBatchNormalization",
         "ReLU",
         "LinearDense",
     ]
