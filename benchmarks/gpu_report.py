@@ -7,6 +7,9 @@ into `benchmarks/RESULTS.md` between its markers, replacing an earlier one:
     python benchmarks/gpu_report.py report gpu_suite.json \\
         --results benchmarks/RESULTS.md
 
+A second, short run (`GPU_SUITE_STEPS=train_imagenet`, say) is combined with
+the first: `report first/gpu_suite.json second/gpu_suite.json`.
+
 Each target is reported as met, missed or not measured:
 
 - loss forward + backward at least 3x the published formulation on JAX, and
@@ -22,10 +25,12 @@ Each target is reported as met, missed or not measured:
 
 import argparse
 import datetime
+import glob
 import importlib.metadata
 import json
 import os
 import re
+import statistics
 import sys
 
 START = "<!-- gpu-results:start -->"
@@ -72,7 +77,8 @@ def epoch_step_seconds(log_text):
 
 
 def pretrain_summary(run_dir, log_path):
-    """Images per second (last epoch) and kNN accuracy of one pretraining."""
+    """Images per second (epochs between the first and the last) and kNN
+    accuracy of one pretraining."""
     metrics = _read_json(os.path.join(run_dir, "metrics.json"))
     log_text = _tail(log_path, size=10**6) or ""
     steps = epoch_step_seconds(log_text)
@@ -83,8 +89,10 @@ def pretrain_summary(run_dir, log_path):
     summary["mixed_precision"] = config.get("mixed_precision")
     summary["augment_on"] = config.get("augment_on")
     if batch and steps:
-        # The last epoch: the first one includes compilation.
-        summary["images_per_s"] = batch / steps[-1]
+        # The first epoch includes compilation and the last one the kNN
+        # monitor (it runs before Keras' progress bar closes the epoch): the
+        # epochs between them, else the last one.
+        summary["images_per_s"] = batch / statistics.median(steps[1:-1] or steps[-1:])
     if metrics:
         learned = metrics.get("results", {}).get("IMSVD (learned)", {})
         summary["knn"] = learned.get("knn")
@@ -139,10 +147,41 @@ def merge(work, device, suite_seconds=None, cpu_smoke=False):
         "versions": _versions(),
         "steps": steps,
         "devices": _read_json(os.path.join(work, "devices.json")),
-        "loss_speed": _read_json(os.path.join(work, "loss_speed.json")),
+        # loss_speed.py names its --quick output loss_speed_quick.json.
+        "loss_speed": next(
+            filter(None, map(_read_json, sorted(glob.glob(f"{work}/loss*.json")))),
+            None,
+        ),
         "train_step": train_rows,
         "pretrain": pretrain,
     }
+
+
+def combine(suites):
+    """One suite from several runs (a later run's results win): a second, short
+    run can redo the steps that the first one did not finish."""
+    out = dict(suites[0])
+    rows = {}
+    for suite in suites:
+        for row in suite.get("train_step") or []:
+            key = (row.get("setting"), row.get("backend"), row.get("precision"))
+            if "error" not in row or key not in rows:
+                rows[key] = row
+    out["train_step"] = list(rows.values())
+    out["steps"], out["pretrain"] = {}, {}
+    for suite in suites[1:]:
+        for key in ("devices", "loss_speed"):
+            if suite.get(key):
+                out[key] = suite[key]
+        if suite.get("date"):
+            out["date"] = f"{out.get('date')} and {suite['date']}"
+    for index, suite in enumerate(suites):
+        for name, step in (suite.get("steps") or {}).items():
+            out["steps"][name if index == 0 else f"{name} (run {index + 1})"] = step
+        for backend, run in (suite.get("pretrain") or {}).items():
+            if run.get("images_per_s") or backend not in out["pretrain"]:
+                out["pretrain"][backend] = run
+    return out
 
 
 # -- targets ----------------------------------------------------------------
@@ -278,15 +317,15 @@ def views_targets(suite):
         pretrain_rate = run.get("images_per_s")
         step_rate = step.get("imsvd_images_per_s")
         same_batch = run.get("batch_size") == step.get("batch_size")
-        ratio = pretrain_rate / step_rate if pretrain_rate and step_rate else None
+        ratio = None
+        if pretrain_rate and step_rate and same_batch:
+            ratio = pretrain_rate / step_rate
         out["backends"][backend] = {
             "pretrain_images_per_s": pretrain_rate,
             "train_step_images_per_s": step_rate,
             "ratio": ratio,
             "knn": run.get("knn"),
-            "verdict": _verdict(
-                ratio if same_batch else None, lambda v: v >= VIEWS_RATIO
-            ),
+            "verdict": _verdict(ratio, lambda v: v >= VIEWS_RATIO),
         }
     out["verdict"] = _all([b["verdict"] for b in out["backends"].values()])
     return out
@@ -409,7 +448,8 @@ def _train_table(suite, setting):
                 "| | | | | |"
             )
             continue
-        policy = f" ({r['policy']})" if r.get("policy") else ""
+        mixed = r.get("precision") == "mixed" and r.get("policy")
+        policy = f" ({r['policy']})" if mixed else ""
         lines.append(
             f"| {r['backend']} | {r['precision']}{policy} | "
             f"{r['batch_size']} | {r['image_size']} | "
@@ -423,7 +463,7 @@ def _train_table(suite, setting):
 
 def _pretrain_table(t):
     lines = [
-        "| backend | pretraining, last epoch (img/s) | train step alone, mixed "
+        "| backend | pretraining, middle epochs (img/s) | train step alone, mixed "
         "(img/s) | ratio | kNN accuracy |",
         "|---|---|---|---|---|",
     ]
@@ -506,7 +546,9 @@ def parse_args(argv=None):
     merge_parser.add_argument("--cpu-smoke", action="store_true")
     merge_parser.add_argument("--output", required=True)
     report = commands.add_parser("report", help="the GPU section of RESULTS.md")
-    report.add_argument("suite_json")
+    report.add_argument(
+        "suite_json", nargs="+", help="the suite's JSON; several runs are combined"
+    )
     report.add_argument("--markdown", help="write the section to this file")
     report.add_argument("--results", help="replace the section in this RESULTS.md")
     return parser.parse_args(argv)
@@ -521,9 +563,11 @@ def main(argv=None):
             json.dump(suite, f, indent=2)
         print(f"merged into {args.output}")
         return
-    suite = _read_json(args.suite_json)
-    if suite is None:
-        raise SystemExit(f"cannot read the suite's JSON {args.suite_json}")
+    suites = [_read_json(path) for path in args.suite_json]
+    if None in suites:
+        unread = args.suite_json[suites.index(None)]
+        raise SystemExit(f"cannot read the suite's JSON {unread}")
+    suite = combine(suites)
     text = section(suite)
     if args.markdown:
         with open(args.markdown, "w") as f:

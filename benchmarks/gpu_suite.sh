@@ -24,7 +24,7 @@
 #   GPU_SUITE_ALLOW_CPU  1: a smoke run with tiny settings where there is no GPU
 #   GPU_SUITE_STEPS      the steps to run, space-separated (default: all)
 #   GPU_SUITE_DEADLINE   seconds for the whole suite (default 465; smoke 900)
-#   GPU_SUITE_EPOCHS     pretraining epochs (default 3)
+#   GPU_SUITE_EPOCHS     pretraining epochs (default 3: the middle one is timed)
 #   BOX_<STEP>           a step's time box in seconds, e.g. BOX_LOSS=90
 set -u
 cd "$(dirname "$0")/.."
@@ -122,21 +122,25 @@ step() {
     say "$name: $status (exit $rc) in ${seconds}s"
 }
 
+# The smoke run checks the suite's plumbing on a CPU with tiny settings and a
+# reduced set of backends (later flags override earlier ones).
 if [ "$CPU" = 1 ]; then
     DEVICE_FLAGS=(--allow-cpu --timeout 100)
-    LOSS_FLAGS=(--quick --repeats 2 --device auto)
-    CIFAR_FLAGS=(--backends jax,torch --cifar-batch 4 --cifar-width 8 --steps 1)
-    IMAGENET_FLAGS=(--backends torch --imagenet-batch 2 --imagenet-size 32 --steps 1)
-    PRETRAIN_FLAGS=(--arch small_convnet --mlp 256-256 --bin-size 16 --limit 256
-        --batch-size 64 --validation-size 200)
-    PROBE_EPOCHS=1
+    LOSS_FLAGS=(--quick --repeats 1 --device auto --backends jax)
+    CIFAR_FLAGS=(--backends torch --precisions mixed --cifar-batch 4
+        --cifar-width 8 --steps 1)
+    IMAGENET_FLAGS=(--backends torch --imagenet-batch 2 --imagenet-size 32
+        --steps 1)
+    PRETRAIN_FLAGS=(--arch small_convnet --mlp 256-256 --bin-size 16 --limit 192
+        --batch-size 64 --validation-size 100)
 else
-    LOSS_FLAGS=(--repeats 10 --device cuda)
     DEVICE_FLAGS=(--timeout 25)
-    CIFAR_FLAGS=(--backends jax,torch --cifar-batch 512 --steps 5)
-    IMAGENET_FLAGS=(--backends jax,torch --imagenet-batch 256 --imagenet-size 224 --steps 3)
+    LOSS_FLAGS=(--repeats 10 --device cuda)
+    CIFAR_FLAGS=(--backends jax,torch --cifar-batch 512 --steps 5
+        --worker-timeout 60)
+    IMAGENET_FLAGS=(--backends jax,torch --imagenet-batch 256 --imagenet-size 224
+        --steps 3 --worker-timeout 80)
     PRETRAIN_FLAGS=()
-    PROBE_EPOCHS=5
 fi
 
 for name in $STEPS; do
@@ -146,18 +150,18 @@ for name in $STEPS; do
             --output "$WORK/devices.json" "${DEVICE_FLAGS[@]}"
         ;;
     loss)
-        step loss "${BOX_LOSS:-75}" "$PYTHON" benchmarks/loss_speed.py \
+        step loss "${BOX_LOSS:-70}" "$PYTHON" benchmarks/loss_speed.py \
             --backends jax,torch --no-memory "${LOSS_FLAGS[@]}" \
-            --output "$WORK/loss_speed.json"
+            --output "$WORK/loss.json"
         ;;
     train_cifar)
-        step train_cifar "${BOX_TRAIN_CIFAR:-95}" "$PYTHON" benchmarks/train_step.py \
+        step train_cifar "${BOX_TRAIN_CIFAR:-110}" "$PYTHON" benchmarks/train_step.py \
             --settings cifar --precisions float32,mixed \
             --models imsvd,published "${CIFAR_FLAGS[@]}" \
             --output "$WORK/train_cifar.json"
         ;;
     train_imagenet)
-        step train_imagenet "${BOX_TRAIN_IMAGENET:-100}" "$PYTHON" \
+        step train_imagenet "${BOX_TRAIN_IMAGENET:-90}" "$PYTHON" \
             benchmarks/train_step.py --settings imagenet --precisions mixed \
             --models imsvd,supervised,published "${IMAGENET_FLAGS[@]}" \
             --output "$WORK/train_imagenet.json"
@@ -168,7 +172,7 @@ for name in $STEPS; do
         step "$name" "${!box_name:-80}" env KERAS_BACKEND="$backend" \
             "$PYTHON" train.py --dataset cifar10 --augment-on device \
             --mixed-precision auto --epochs "$EPOCHS" \
-            --probe-epochs "$PROBE_EPOCHS" --verbose 2 "${PRETRAIN_FLAGS[@]}" \
+            --probe-epochs 1 --verbose 2 "${PRETRAIN_FLAGS[@]}" \
             --output-dir "$WORK/pretrain_$backend"
         ;;
     *) say "unknown step $name (choose from devices loss train_cifar pretrain_jax pretrain_torch train_imagenet)" ;;
