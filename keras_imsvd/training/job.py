@@ -18,9 +18,11 @@ from keras_imsvd import evaluation
 from keras_imsvd.data._image_batches import ImageBatches
 from keras_imsvd.models import IMSVDModel
 from keras_imsvd.training import evaluate as evaluate_lib
+from keras_imsvd.training import streaming as streaming_lib
 from keras_imsvd.training.callbacks import RunRecorder
 from keras_imsvd.training.config import UsageError
 from keras_imsvd.training.config import published_protocol
+from keras_imsvd.training.data import Data
 from keras_imsvd.training.data import load_data
 from keras_imsvd.training.data import make_views
 from keras_imsvd.training.data import resize
@@ -176,7 +178,10 @@ class Job:
         if config.mixed_precision:
             keras.config.set_dtype_policy(precision_policy(config.mixed_precision))
         with usage_errors():
-            data = load_data(config)
+            streamed = streaming_lib.streams(config)
+            data = (
+                streaming_lib.load_streamed(config) if streamed else load_data(config)
+            )
             dataset = self.training_dataset(data)
         steps_per_epoch = len(data.x_train) // config.batch_size
         shape = self.image_shape(data)
@@ -185,10 +190,16 @@ class Job:
             f"{len(data.x_test)} held-out images of shape {shape}, "
             f"{steps_per_epoch} steps per epoch"
         )
-        images = (
-            resize(data.x_train, config.image_size),
-            resize(data.x_test, config.image_size),
-        )
+        if streamed:  # a subset in memory for the kNN monitor and --explain
+            train, test = streaming_lib.monitor_images(config, data)
+            self.monitor = Data(*train, *test)
+            images = (self.monitor.x_train, self.monitor.x_test)
+        else:
+            self.monitor = data
+            images = (
+                resize(data.x_train, config.image_size),
+                resize(data.x_test, config.image_size),
+            )
         with usage_errors():
             model = build_model(
                 config, shape, steps_per_epoch, data_shape=data.x_train.shape[1:]
@@ -198,7 +209,11 @@ class Job:
         except OSError as error:
             raise UsageError(f"output_dir: {error}", field="output_dir") from None
         history = self.fit(
-            model, dataset, mode, (images[0], data.y_train), (images[1], data.y_test)
+            model,
+            dataset,
+            mode,
+            (images[0], self.monitor.y_train),
+            (images[1], self.monitor.y_test),
         )
         self.run_dir.save_model("model.keras", model)
         self.run_dir.save_model("encoder.keras", model.encoder)
@@ -217,6 +232,9 @@ class Job:
 
     def training_dataset(self, data):
         config = self.config
+        if isinstance(data, streaming_lib.StreamedData):
+            # Made into a dataset in fit, which knows the epoch to start at.
+            return streaming_lib.training_stream(config, data, make_views(config, 3))
         if config.augment_on == "device":
             return self.image_batches(data)
         views = make_views(config, data.x_train.shape[-1])
@@ -273,11 +291,19 @@ class Job:
             from keras_imsvd import distribute
 
             callbacks.insert(0, distribute.SynchronizeReplicas())
-        recorder = callbacks[-1]
+        recorder, steps_per_epoch = callbacks[-1], None
+        if isinstance(dataset, data_lib.StreamingViews):
+            # An endless stream; epoch e reads the order of (seed, e).
+            callbacks.insert(-1, dataset.callback(self.log))
+            steps_per_epoch = dataset.steps_per_epoch
+            dataset = dataset.dataset(initial_epoch)
+            if self.scope is not None:
+                dataset = self.scope.distribute_dataset(dataset)
         model.fit(
             dataset,
             epochs=config.epochs,
             initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
             callbacks=[c for c in callbacks if c is not None],
             verbose=self.verbose,
             shuffle=False,  # the dataset shuffles itself
@@ -308,6 +334,8 @@ class Job:
         random_encoder = build_encoder(config.architecture, shape)
         verbose = 1 if self.verbose == 1 else 0
         encoders = {"IMSVD (learned)": encoder, "random init": random_encoder}
+        if isinstance(data, streaming_lib.StreamedData):
+            return self.evaluate_streamed(encoders, data, few, verbose), notes
         if config.eval_protocol == "published":
             images = (train_images, test_images)
             return self.evaluate_published(encoders, data, images, verbose), notes
@@ -364,6 +392,36 @@ class Job:
         self.write_results(results, len(images[0]))
         return results
 
+    def evaluate_streamed(self, encoders, data, few, verbose):
+        """kNN and linear probes on features streamed from the files into
+        arrays or memmaps; the raw pixels of a streamed folder are not held."""
+        config, results = self.config, {}
+        if config.eval_protocol == "published":
+            self.log(
+                "note: a streamed folder is evaluated by kNN and linear probes on "
+                "its features; the published linear evaluation needs the images"
+            )
+        self.log("note: raw pixels are not evaluated on a streamed folder")
+        for index, (name, encoder) in enumerate(encoders.items(), start=1):
+            self.log(f"evaluating {index}/{len(encoders)}: {name} (streamed)")
+            (train, y_train), (test, y_test) = (
+                streaming_lib.features(config, encoder, x.files, y, verbose)
+                for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test))
+            )
+            if len(y_train) != len(data.y_train):  # unreadable files were skipped
+                few = evaluate_lib.evaluation_plan(y_train, y_test, config.seed)[0]
+            results[name] = evaluate_lib.evaluate_features(
+                streaming_lib.checked(name, train),
+                y_train,
+                streaming_lib.checked(name, test),
+                y_test,
+                few,
+                config.probe_epochs,
+                config.seed,
+            )
+        self.write_results(results, len(data.x_train))
+        return results
+
     def write_results(self, results, num_train):
         """Prints the table and writes it to results.txt under the protocol."""
         table = evaluate_lib.format_table(results)
@@ -378,6 +436,8 @@ class Job:
 
         if not self.run_dir.chief:
             return  # the figures are the chief's output alone
+        if isinstance(data, streaming_lib.StreamedData):
+            data = self.monitor  # the held-out subset in memory
         config, shape = self.config, self.image_shape(data)
         self.log("writing explainability figures and explain.json")
         keras.utils.set_random_seed(config.seed + 1)
