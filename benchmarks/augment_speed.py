@@ -256,6 +256,15 @@ def parse_args(argv=None):
     parser.add_argument(
         "--output", default=os.path.join(_HERE, "results", "augment_speed.json")
     )
+    parser.add_argument(
+        "--jpeg-files",
+        default="",
+        help="from JPEG files: folder sizes to write and stream, e.g. 20000,100000 "
+        "(see jpeg_files_speed.py); the in-memory presets are then not run",
+    )
+    parser.add_argument("--jpeg-workers", default="1,2")
+    parser.add_argument("--jpeg-images", type=int, default=1024)
+    parser.add_argument("--jpeg-batch", type=int, default=64)
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds = 1
@@ -264,11 +273,41 @@ def parse_args(argv=None):
         args.imagenet_batch = 32
         args.output = args.output.replace(".json", "_quick.json")
     args.presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    args.jpeg_files = [int(n) for n in args.jpeg_files.split(",") if n.strip()]
+    args.jpeg_workers = [int(n) for n in args.jpeg_workers.split(",") if n.strip()]
+    if args.jpeg_files and args.quick:
+        args.jpeg_images = 128
     return args
+
+
+def main_jpeg(args):
+    """The "from JPEG files" mode: writes its own JSON and prints a table."""
+    import jpeg_files_speed
+
+    report = jpeg_files_speed.run(args)
+    output = args.output.replace(".json", "_jpeg_files.json")
+    os.makedirs(os.path.dirname(output), exist_ok=True)
+    with open(output, "w") as f:
+        json.dump(report, f, indent=2)
+    print("| files | workers | side | img/s | img per CPU-s | peak RSS (MB) |")
+    print("|---|---|---|---|---|---|")
+    for count in args.jpeg_files:
+        entry = report[str(count)]
+        for key, row in entry.items():
+            if isinstance(row, dict) and "images_per_second" in row:
+                side, workers = key.rsplit("_", 1)
+                print(
+                    f"| {count} | {workers} | {side} | "
+                    f"{row['images_per_second']:.1f} | {row['per_cpu_second']:.1f} | "
+                    f"{row['peak_rss_mb']} |"
+                )
+    print(f"raw results in {output}")
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.jpeg_files:
+        return main_jpeg(args)
     report = {"workers": args.workers, "cpu_count": os.cpu_count()}
     for preset in args.presets:
         report[preset] = run_preset(preset, args)
