@@ -51,3 +51,10 @@ class RandomGrayscale(CompiledTransform, keras.layers.RandomGrayscale):
     >>> bool(np.allclose(out[..., 0], out[..., 2]))
     True
     """
+
+    def get_config(self):
+        # keras.layers.RandomGrayscale (Keras 3.x) leaves its seed and data
+        # format out of its config: a saved view would draw from a new seed.
+        config = super().get_config()
+        config.update({"seed": self.seed, "data_format": self.data_format})
+        return config
