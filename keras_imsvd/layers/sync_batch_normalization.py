@@ -79,10 +79,13 @@ class SyncBatchNormalization(keras.layers.BatchNormalization):
       under a `keras.distribution`; nothing is added.
 
     On one replica, in inference, or with `synchronized=False`, the layer is
-    `keras.layers.BatchNormalization`. The moving variance follows Keras'
-    convention, the biased variance of the batch; `torch.nn.SyncBatchNorm`
-    moves it with the unbiased one (a factor `N / (N - 1)`, for a global
-    batch of `N` values per channel), which only affects inference.
+    `keras.layers.BatchNormalization` (with a mask, on one replica, up to
+    rounding: Keras adds a tiny epsilon to the masked count).
+
+    The moving variance follows Keras' convention, the biased variance of
+    the batch; `torch.nn.SyncBatchNorm` moves it with the unbiased one (a
+    factor `N / (N - 1)`, for a global batch of `N` values per channel),
+    which only affects inference.
 
     Args:
         synchronized: Whether training uses the statistics of the global
