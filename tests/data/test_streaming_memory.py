@@ -29,6 +29,7 @@ def folder(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_every_file_is_read_once_per_epoch(folder):
     files, _, _ = list_image_files(folder)
     assert len(files) == COUNT
@@ -48,6 +49,7 @@ def test_every_file_is_read_once_per_epoch(folder):
     assert stream.skipped == 0
 
 
+@pytest.mark.slow
 def test_streamed_knn_equals_the_in_memory_path(folder, tmp_path):
     files, labels, _ = list_image_files(folder)
     projection = np.random.default_rng(0).normal(size=(SIZE * SIZE * 3, 32))
