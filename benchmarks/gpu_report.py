@@ -404,7 +404,9 @@ def _targets_table(t, tf_note):
         (
             "views on the device not the bottleneck (pretraining >= 0.9x the step)",
             "; ".join(
-                f"{k}: {_x(v['ratio'])}" for k, v in t["views"]["backends"].items()
+                f"{k}: {_x(v['ratio'])}"
+                for k, v in t["views"]["backends"].items()
+                if v["ratio"] is not None
             ),
             t["views"]["verdict"],
         ),

@@ -35,6 +35,11 @@ if [ -z "${OUT:-}" ]; then
     exit 2
 fi
 GPU_NAME=$(timeout 20 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+if [ -z "$GPU_NAME" ] && [ -d /proc/driver/nvidia/gpus ]; then
+    # A driver without nvidia-smi on the path still lists its GPUs here.
+    GPU_NAME=$(cat /proc/driver/nvidia/gpus/*/information 2>/dev/null |
+        sed -n 's/^Model:[[:space:]]*//p' | head -1)
+fi
 if [ -z "$GPU_NAME" ]; then
     if [ "$CPU" != 1 ]; then
         echo "gpu_suite: no GPU (nvidia-smi is missing or failed); GPU_SUITE_ALLOW_CPU=1 runs the CPU smoke test" >&2
@@ -73,8 +78,13 @@ if [ "$CPU" = 1 ]; then
 fi
 if ls .whl/*.whl >/dev/null 2>&1; then
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-        --upgrade --target "$SITE" "${TAGS[@]}" .whl/*.whl >>"$LOG" 2>&1 ||
-        say "pip install of .whl/ failed (see the log)"
+        --upgrade --target "$SITE" "${TAGS[@]}" .whl/*.whl >>"$LOG" 2>&1 || {
+        # A wheel is a zip of what goes into site-packages.
+        say "pip install of .whl/ failed (see the log); unpacking the wheels"
+        [ "$CPU" = 1 ] || "$PYTHON" -c 'import sys, zipfile
+for wheel in sys.argv[2:]:
+    zipfile.ZipFile(wheel).extractall(sys.argv[1])' "$SITE" .whl/*.whl >>"$LOG" 2>&1
+    }
 else
     say "no wheels in .whl/ (run benchmarks/download_gpu_wheels.sh first)"
 fi
