@@ -184,8 +184,9 @@ class StreamingViews:
 
     @property
     def steps_per_epoch(self):
-        """Full batches per epoch (the last, partial one is dropped)."""
-        return self.files_per_epoch // self.batch_size
+        """Batches per epoch, the same on every shard: full batches of the
+        smallest shard (the rest of an epoch's files are not read)."""
+        return len(self.files) // self.num_shards // self.batch_size
 
     @property
     def skipped(self):
@@ -220,8 +221,10 @@ class StreamingViews:
         self._counter()
         end = _MAX_EPOCHS if epochs is None else initial_epoch + epochs
         dataset = tf.data.Dataset.range(initial_epoch, end).flat_map(
-            lambda epoch: self._epoch_images(epoch).batch(
-                self.batch_size, drop_remainder=True
+            lambda epoch: (
+                self._epoch_images(epoch)
+                .batch(self.batch_size, drop_remainder=True)
+                .take(self.steps_per_epoch)
             )
         )
         dataset = dataset.map(self._batch_views, num_parallel_calls=tf.data.AUTOTUNE)

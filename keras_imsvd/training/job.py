@@ -234,7 +234,12 @@ class Job:
         config = self.config
         if isinstance(data, streaming_lib.StreamedData):
             # Made into a dataset in fit, which knows the epoch to start at.
-            return streaming_lib.training_stream(config, data, make_views(config, 3))
+            # On JAX and PyTorch each process reads its own share of the files.
+            scope, shards = self.scope, (1, 0)
+            if scope is not None and scope.backend != "tensorflow":
+                shards = (scope.num_processes, scope.process_index)
+            views = make_views(config, 3)
+            return streaming_lib.training_stream(config, data, views, *shards)
         if config.augment_on == "device":
             return self.image_batches(data)
         views = make_views(config, data.x_train.shape[-1])
@@ -296,8 +301,12 @@ class Job:
             # An endless stream; epoch e reads the order of (seed, e).
             callbacks.insert(-1, dataset.callback(self.log))
             steps_per_epoch = dataset.steps_per_epoch
+            sharded = dataset.num_shards > 1
             dataset = dataset.dataset(initial_epoch)
-            if self.scope is not None:
+            if sharded and self.scope.backend == "jax":
+                # Each process feeds its own rows; Keras assembles the batch.
+                self.scope.distribution.auto_shard_dataset = False
+            elif self.scope is not None and not sharded:
                 dataset = self.scope.distribute_dataset(dataset)
         model.fit(
             dataset,

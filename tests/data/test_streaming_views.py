@@ -163,13 +163,16 @@ def test_order_is_a_permutation_fixed_by_seed_and_epoch():
 def test_shards_split_each_epoch_between_processes():
     files = [f"{i}.jpg" for i in range(103)]
     shards = [
-        StreamingViews(files, seed=0, num_shards=3, shard_index=i) for i in range(3)
+        StreamingViews(files, seed=0, batch_size=10, num_shards=3, shard_index=i)
+        for i in range(3)
     ]
     for epoch in (0, 5):
         parts = [shard.order(epoch) for shard in shards]
         assert sorted(np.concatenate(parts)) == list(range(103))
         assert [len(p) for p in parts] == [shard.files_per_epoch for shard in shards]
-    assert [shard.steps_per_epoch for shard in shards] == [0, 0, 0]
+    # 35, 34 and 34 files: 3 batches of 10 on every shard, so no process waits.
+    assert [shard.files_per_epoch for shard in shards] == [35, 34, 34]
+    assert [shard.steps_per_epoch for shard in shards] == [3, 3, 3]
 
 
 def test_views_crop_the_full_resolution_image(tmp_path):
