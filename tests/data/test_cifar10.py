@@ -60,11 +60,25 @@ def test_extracts_once_and_loads_with_a_split(tmp_path, monkeypatch):
 
 
 def test_missing_archive_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.delenv("KERAS_IMSVD_CIFAR10_ARCHIVE", raising=False)
     with pytest.raises(FileNotFoundError, match="KERAS_IMSVD_SHARED"):
         find_cifar10_archive(shared_dir=tmp_path)
     monkeypatch.setenv("KERAS_IMSVD_SHARED", str(tmp_path))
     assert _find_shared_dir() == tmp_path
     with pytest.raises(FileNotFoundError, match="cifar10_train_jpeg.tar.gz"):
+        find_cifar10_archive()
+
+
+def test_the_archive_variable_names_the_file_itself(tmp_path, monkeypatch):
+    archive = tmp_path / "anywhere.tar.gz"
+    archive.write_bytes(b"")
+    monkeypatch.setenv("KERAS_IMSVD_CIFAR10_ARCHIVE", str(archive))
+    # It takes precedence over the shared folder.
+    assert find_cifar10_archive(shared_dir=tmp_path / "elsewhere") == archive
+    monkeypatch.setenv("KERAS_IMSVD_CIFAR10_ARCHIVE", str(tmp_path / "missing"))
+    with pytest.raises(
+        FileNotFoundError, match="KERAS_IMSVD_CIFAR10_ARCHIVE=.*missing"
+    ):
         find_cifar10_archive()
 
 
