@@ -153,6 +153,37 @@ else
     PRETRAIN_FLAGS=()
 fi
 
+# A fresh machine extracts and decodes the 50,000 CIFAR-10 JPEG files once
+# (tens of seconds): on spare cores, in the background, away from the GPU,
+# while the first steps run, so the pretraining steps find them decoded.
+PREFETCH_PID=
+if [[ " $STEPS " == *" pretrain_"* ]]; then
+    CUDA_VISIBLE_DEVICES= KERAS_BACKEND=torch nice -n 10 "$PYTHON" -c \
+        'import keras_imsvd; keras_imsvd.data.load_cifar10_folder(validation_split=5000, seed=0)' \
+        >"$WORK/prefetch.log" 2>&1 &
+    PREFETCH_PID=$!
+    say "decoding CIFAR-10 in the background (process $PREFETCH_PID)"
+fi
+wait_for_prefetch() {
+    [ -n "$PREFETCH_PID" ] || return
+    local waited=0
+    while kill -0 "$PREFETCH_PID" 2>/dev/null && [ "$waited" -lt 60 ]; do
+        sleep 1
+        waited=$((waited + 1))
+    done
+    if kill -0 "$PREFETCH_PID" 2>/dev/null; then
+        # Stopped, so that one process extracts at a time; an interrupted
+        # extraction is redone by the pretraining.
+        kill "$PREFETCH_PID" 2>/dev/null
+        say "CIFAR-10 still decoding after ${waited}s more: stopped; the pretraining decodes it"
+    else
+        wait "$PREFETCH_PID"
+        say "CIFAR-10 decoded (exit $?, waited ${waited}s)"
+    fi
+    cat "$WORK/prefetch.log" >>"$LOG"
+    PREFETCH_PID=
+}
+
 for name in $STEPS; do
     case $name in
     devices)
@@ -178,6 +209,7 @@ for name in $STEPS; do
         ;;
     pretrain_jax | pretrain_torch)
         backend=${name#pretrain_}
+        wait_for_prefetch
         box_name="BOX_${name^^}"
         step "$name" "${!box_name:-80}" env KERAS_BACKEND="$backend" \
             "$PYTHON" train.py --dataset cifar10 --augment-on device \
