@@ -6,11 +6,12 @@ of `N` synthetic JPEGs of ImageNet-like size (about 400 x 350, quality 90, in
 then turns files into batches of the two ImageNet views at 224 px:
 
 - ours: `keras_imsvd.data.StreamingViews` (decode only the crop window, resize,
-  then the batch layers), tf.data limited to `workers` threads;
+  then the batch layers), its process pinned to `workers` cores;
 - the baseline: a `torch.utils.data.DataLoader` with `num_workers=workers`
   over a dataset that opens each file with PIL, converts it to RGB and applies
   the published torchvision transforms (`pil_views.imagenet_pair`), then
-  `ToTensor`'s float32 conversion.
+  `ToTensor`'s float32 conversion; the loader's process and its workers
+  pinned to `workers` cores.
 
 Each measurement runs in its own process; the parent samples the resident
 memory of that process and all its children every 0.2 s (peak of the sum),
@@ -87,19 +88,11 @@ def _cpu_seconds():
 
 
 def _ours(folder, workers, images, batch_size):
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(workers)
-    tf.config.threading.set_inter_op_parallelism_threads(workers)
     from keras_imsvd import data
 
     files, labels, _ = data.list_image_files(folder)
     stream = data.StreamingViews(files, labels, batch_size=batch_size, seed=0)
-    dataset = stream.dataset()
-    options = tf.data.Options()
-    options.threading.private_threadpool_size = workers
-    dataset = dataset.with_options(options)
-    iterator = iter(dataset)
+    iterator = iter(stream.dataset())
     next(iterator)  # tracing and the first batch are not timed
     return _timed(iterator, images, batch_size)
 
@@ -197,6 +190,9 @@ def child(argv):
     """Runs one measurement (in its own process) and prints its JSON."""
     kind, folder, workers, images, batch_size = argv
     workers, images, batch_size = int(workers), int(images), int(batch_size)
+    # Equal cores: the process (and the DataLoader's workers, which inherit
+    # it) may run on `workers` cores only.
+    os.sched_setaffinity(0, set(range(workers)))
     if kind == "crop_decode":
         print(json.dumps(_crop_decode(folder, images)))
         return
