@@ -170,10 +170,12 @@ def extract_features_to_file(
         )
     progress = keras.utils.Progbar(num_images) if verbose else None
     features, labels, count = None, np.empty(num_images, np.int64), 0
+    batch_size = None
     for images, batch_labels in dataset:
         images = keras.ops.convert_to_numpy(images)
         if method is not None:
-            batch_size = max(len(images), 1)
+            # A short last batch is padded to the first one's size: no new shape.
+            batch_size = batch_size or max(len(images), 1)
             out = _model_features(method, "encoder", images, batch_size, 0)
         else:
             out = _as_2d(keras.ops.convert_to_numpy(encoder_or_fn(images)), "fn")
