@@ -109,6 +109,7 @@ def test_evaluate_makes_views_without_changing_weights():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_float_images_equal_uint8_images_over_255():
     x = _images(16)
     losses = []
@@ -136,6 +137,7 @@ def test_generators_and_labels_are_accepted():
     assert np.isfinite(history.history["loss"][0])
 
 
+@pytest.mark.slow
 def test_views_change_the_encoder_input_size():
     # Digits views upsample 8 px images to 16 px; `build` takes the 8 px shape.
     x, _ = keras_imsvd.data.load_digits()
@@ -192,6 +194,7 @@ def test_a_batch_of_one_image_is_skipped():
 # -- serialisation --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_keras_round_trip_keeps_the_views_and_their_seeds(tmp_path):
     x = _images(16)
     model = _model(augment.cifar_views(16, seed=4))
@@ -370,6 +373,7 @@ BLOCK_TENSORFLOW = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     keras.backend.backend() == "tensorflow", reason="the backend is TensorFlow"
 )

@@ -47,6 +47,7 @@ def test_jit_compile_reaches_the_model(choice):
         assert model.jit_compile is (choice == "on")
 
 
+@pytest.mark.slow
 def test_device_views_model_reads_the_stored_images():
     config = resolve_config(epochs=2, augment_on="device")
     model = model_lib.build_model(
