@@ -66,6 +66,7 @@ def _tail(path, size=1500):
 
 _STEP_LINE = re.compile(r"(\d+)/(\d+) - \S+ - ([\d.]+)(us|ms|s)/step")
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+_KNN_LINE = re.compile(r"val_knn_accuracy: ([\d.]+)")
 
 
 def epoch_step_seconds(log_text):
@@ -83,7 +84,11 @@ def pretrain_summary(run_dir, log_path):
     log_text = _tail(log_path, size=10**6) or ""
     steps = epoch_step_seconds(log_text)
     summary = {"epoch_step_s": steps, "metrics_found": metrics is not None}
-    config = (metrics or {}).get("config", {})
+    # A run stopped by its time box during the evaluation has written its
+    # settings (config.json) and logged its epochs, but no metrics.json.
+    config = (metrics or {}).get("config") or (
+        _read_json(os.path.join(run_dir, "config.json")) or {}
+    )
     batch = config.get("batch_size")
     summary["batch_size"] = batch
     summary["mixed_precision"] = config.get("mixed_precision")
@@ -93,9 +98,13 @@ def pretrain_summary(run_dir, log_path):
         # monitor (it runs before Keras' progress bar closes the epoch): the
         # epochs between them, else the last one.
         summary["images_per_s"] = batch / statistics.median(steps[1:-1] or steps[-1:])
+    monitored = _KNN_LINE.findall(log_text)
+    if monitored:
+        # The kNN monitor's last held-out accuracy (during training).
+        summary["knn"] = float(monitored[-1])
     if metrics:
         learned = metrics.get("results", {}).get("IMSVD (learned)", {})
-        summary["knn"] = learned.get("knn")
+        summary["knn"] = learned.get("knn", summary.get("knn"))
         summary["linear_probe"] = learned.get("linear_probe")
         summary["epochs_trained"] = metrics.get("epochs_trained")
         summary["train_seconds"] = metrics.get("train_seconds")

@@ -25,6 +25,7 @@
 #   GPU_SUITE_STEPS      the steps to run, space-separated (default: all)
 #   GPU_SUITE_DEADLINE   seconds for the whole suite (default 465; smoke 900)
 #   GPU_SUITE_EPOCHS     pretraining epochs (default 3: the middle one is timed)
+#   GPU_SUITE_IMAGENET_BACKENDS  backends of the ImageNet step (default jax,torch)
 #   BOX_<STEP>           a step's time box in seconds, e.g. BOX_LOSS=90
 set -u
 cd "$(dirname "$0")/.."
@@ -148,7 +149,8 @@ else
     LOSS_FLAGS=(--repeats 10 --device cuda)
     CIFAR_FLAGS=(--backends jax,torch --cifar-batch 512 --steps 5
         --worker-timeout 60)
-    IMAGENET_FLAGS=(--backends jax,torch --imagenet-batch 256 --imagenet-size 224
+    IMAGENET_FLAGS=(--backends "${GPU_SUITE_IMAGENET_BACKENDS:-jax,torch}"
+        --imagenet-batch 256 --imagenet-size 224
         --steps 3 --worker-timeout 80)
     PRETRAIN_FLAGS=()
 fi

@@ -196,7 +196,9 @@ def _device_name(device):
 
 
 def _scalar(x):
-    return float(np.asarray(x.detach() if hasattr(x, "detach") else x))
+    if hasattr(x, "detach"):  # a torch tensor, maybe on the GPU
+        x = x.detach().cpu()
+    return float(np.asarray(x))
 
 
 # -- workers ----------------------------------------------------------------
