@@ -299,6 +299,25 @@ def test_merge_reads_the_suite_files(tmp_path):
     )
 
 
+def test_a_pretraining_stopped_in_its_evaluation_keeps_batch_and_knn(tmp_path):
+    # The time box ended the run after its epochs, before metrics.json: the
+    # batch comes from config.json and the kNN from the monitor's last line.
+    run = tmp_path / "pretrain_torch"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"batch_size": 256}))
+    log = tmp_path / "pretrain_torch.log"
+    log.write_text(
+        "Epoch 1/3\n87/87 - 21s - 238ms/step - loss: -4.2 - val_knn_accuracy: 0.3210\n"
+        "Epoch 2/3\n87/87 - 16s - 180ms/step - loss: -4.5\n"
+        "Epoch 3/3\n87/87 - 17s - 194ms/step - loss: -4.7 - val_knn_accuracy: 0.3492\n"
+    )
+    summary = gpu_report.pretrain_summary(str(run), str(log))
+    assert summary["metrics_found"] is False
+    assert summary["batch_size"] == 256
+    assert summary["images_per_s"] == pytest.approx(256 / 0.180)
+    assert summary["knn"] == pytest.approx(0.3492)
+
+
 # -- the suite without a GPU --------------------------------------------------
 
 
