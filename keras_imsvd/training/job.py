@@ -179,6 +179,14 @@ class Job:
             keras.config.set_dtype_policy(precision_policy(config.mixed_precision))
         with usage_errors():
             streamed = streaming_lib.streams(config)
+            if streamed and config.eval_protocol == "published":
+                raise UsageError(
+                    "eval_protocol published reads the evaluation images into "
+                    "memory, and a folder trained with the imagenet views streams "
+                    "from disk; use eval_protocol fast there (kNN and linear probes "
+                    "on streamed features). Received: eval_protocol=published",
+                    field="eval_protocol",
+                )
             data = (
                 streaming_lib.load_streamed(config) if streamed else load_data(config)
             )
@@ -405,11 +413,6 @@ class Job:
         """kNN and linear probes on features streamed from the files into
         arrays or memmaps; the raw pixels of a streamed folder are not held."""
         config, results = self.config, {}
-        if config.eval_protocol == "published":
-            self.log(
-                "note: a streamed folder is evaluated by kNN and linear probes on "
-                "its features; the published linear evaluation needs the images"
-            )
         self.log("note: raw pixels are not evaluated on a streamed folder")
         for index, (name, encoder) in enumerate(encoders.items(), start=1):
             self.log(f"evaluating {index}/{len(encoders)}: {name} (streamed)")

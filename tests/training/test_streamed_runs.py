@@ -76,3 +76,21 @@ def test_a_streamed_run_trains_and_evaluates(tmp_path):
     assert set(metrics["results"]) == {"IMSVD (learned)", "random init"}
     for row in metrics["results"].values():
         assert 0.0 <= row["knn"] <= 1.0
+
+
+def test_the_published_evaluation_is_refused_for_a_streamed_folder(tmp_path, capsys):
+    # The published linear evaluation reads its images into memory; a streamed
+    # folder would silently get the fast one, so the run stops first.
+    from keras_imsvd import cli
+
+    _folder(tmp_path / "images", 12)
+    out = tmp_path / "run"
+    argv = [
+        "--data-dir", str(tmp_path / "images"), "--arch", "small_convnet",
+        "--image-size", "16", "--batch-size", "8", "--validation-size", "6",
+        "--epochs", "1", "--eval-protocol", "published", "--output-dir", str(out),
+    ]  # fmt: skip
+    assert cli.main(argv) == 2
+    error = capsys.readouterr().err
+    assert "--eval-protocol" in error and "streams from disk" in error
+    assert not out.exists()
