@@ -12,8 +12,9 @@ CIFAR-sized 32 px images for `cifar_views(32)` (batch 512), and 256 px images
 for `imagenet_views(224)` (batch 64). Rounds alternate between the sides, so
 each ratio compares numbers measured side by side; each backend runs in its
 own process. Each tf.data round starts a new iterator over one epoch of
-`BATCHES_PER_ROUND` batches (its start-up counted), so that no batch is
-prepared while the other side is timed.
+`BATCHES_PER_ROUND` batches, so that no batch is prepared while the other side
+is timed, and is timed from its first batch to its last (steady state, its
+start-up left out).
 
 Usage:
 
@@ -34,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # (view size, batch size, source image size)
 SETTINGS = ((32, 512, 32), (224, 64, 256))
-BATCHES_PER_ROUND = 4
+BATCHES_PER_ROUND = 8
 
 
 def _views(image_size):
@@ -79,13 +80,6 @@ def _device_function(views):
     return lambda images: apply_views(views, images)
 
 
-def _time(function, count):
-    start = time.perf_counter()
-    for _ in range(count):
-        function()
-    return time.perf_counter() - start
-
-
 def measure(image_size, batch_size, rounds, source_size=None):
     """Images per second of both views by tf.data and on backend tensors.
 
@@ -121,21 +115,27 @@ def measure(image_size, batch_size, rounds, source_size=None):
     def data_round():
         # A new iterator each round: tf.data works ahead (parallel maps,
         # prefetch), and an iterator kept across rounds would fill its buffers
-        # while the other side is timed. Its start-up is counted.
+        # while the other side is timed. Timed from its first batch to its
+        # last, so its start-up is not counted either.
+        arrivals = []
         for batch in dataset:
             batch["view_2"].numpy()
+            arrivals.append(time.perf_counter())
+        return arrivals[-1] - arrivals[0]
 
     def device_round():
+        start = time.perf_counter()
         for batch in tensors:
             out = device(batch)
             keras.ops.convert_to_numpy(out["view_2"][0, 0, 0])
+        return time.perf_counter() - start
 
     data_round(), device_round()  # tracing, compiling, tf.data warm-up
     results = {"data": [], "device": []}
     for _ in range(rounds):
-        for name, function in (("data", data_round), ("device", device_round)):
-            seconds = _time(function, 1)
-            results[name].append(count / seconds)
+        # The data side times BATCHES_PER_ROUND - 1 batches (after the first).
+        results["data"].append((count - batch_size) / data_round())
+        results["device"].append(count / device_round())
     data = statistics.median(results["data"])
     on_device = statistics.median(results["device"])
     return {
