@@ -137,6 +137,17 @@ def test_generators_and_labels_are_accepted():
     assert np.isfinite(history.history["loss"][0])
 
 
+def test_a_torch_dataloader_is_accepted():
+    torch = pytest.importorskip("torch")
+    images = torch.from_numpy(_images(32))
+    dataset = torch.utils.data.TensorDataset(images, torch.arange(32))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=16)
+    model = _model(augment.cifar_views(16, seed=2))
+    model.compile(optimizer="sgd")
+    history = model.fit(loader, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
 @pytest.mark.slow
 def test_views_change_the_encoder_input_size():
     # Digits views upsample 8 px images to 16 px; `build` takes the 8 px shape.
