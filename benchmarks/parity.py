@@ -35,6 +35,9 @@ def _parse(argv):
     parser.add_argument("--knn-train", type=int, default=5000)
     parser.add_argument("--knn-test", type=int, default=1000)
     parser.add_argument("--float64", action="store_true", help="torch in float64")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="initial weights and views (0: as before)"
+    )
     parser.add_argument("--output", default=os.path.join(_HERE, "results"))
     return parser.parse_args(argv)
 
@@ -114,11 +117,13 @@ def main(argv=None):
     import keras_imsvd
     from tests.parity import _reference as ref
 
-    torch.manual_seed(0)
-    keras.utils.set_random_seed(0)
+    torch.manual_seed(args.seed)
+    keras.utils.set_random_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = keras_imsvd.data.load_cifar10_folder()
     size = (args.image_size, args.image_size, 3)
-    batches = _views(x_train, args.batch_size, args.steps, args.image_size)
+    batches = _views(
+        x_train, args.batch_size, args.steps, args.image_size, seed=args.seed
+    )
     schedule = keras_imsvd.optimizers.published_schedule(
         args.base_lr,
         batch_size=args.batch_size,
@@ -147,10 +152,14 @@ def main(argv=None):
     loss_gap = np.abs(np.array(keras_losses) - torch_losses) / np.abs(torch_losses)
     os.makedirs(args.output, exist_ok=True)
     backend = keras.backend.backend()
-    path = os.path.join(args.output, f"parity_{backend}.png")
+    suffix = f"_seed{args.seed}" if args.seed else ""
+    path = os.path.join(args.output, f"parity_{backend}{suffix}.png")
     _plot(torch_losses, keras_losses, path, f"{args.steps} steps, CIFAR-10 views")
     trainable = {k: v for k, v in differences.items() if "moving" not in k}
-    print(f"backend {backend}, steps {args.steps}, batch {args.batch_size}")
+    print(
+        f"backend {backend}, steps {args.steps}, batch {args.batch_size}, "
+        f"seed {args.seed}"
+    )
     print(
         f"loss: first {torch_losses[0]:.5f}, last torch {torch_losses[-1]:.5f} "
         f"keras {keras_losses[-1]:.5f}, max relative difference "
