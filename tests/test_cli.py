@@ -271,7 +271,10 @@ def test_killed_run_resumes_from_its_newest_whole_checkpoint(tmp_path):
     deadline = time.time() + 300
     try:
         while time.time() < deadline:
-            if (out / "checkpoints" / "epoch_0003.json").exists():
+            # history.csv is written just after each epoch's checkpoint.
+            if (out / "checkpoints" / "epoch_0003.json").exists() and (
+                len(_epochs(out / "history.csv")) >= 3
+            ):
                 break
             assert process.poll() is None, "the run ended before it could be killed"
             time.sleep(0.1)
