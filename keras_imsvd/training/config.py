@@ -297,6 +297,16 @@ def validate(config):
     )
 
 
+def streams(config):
+    """Whether a run streams its data: a folder trained with the ImageNet views
+    on the data side (device views take their batches from memory)."""
+    return (
+        bool(config.data_dir)
+        and config.views == "imagenet"
+        and config.augment_on != "device"
+    )
+
+
 def _check_validation_and_protocol(config):
     # validation_size 0: no images held out of the training set, evaluation on
     # the test split (checked where the data are loaded); the digits have none.
@@ -317,6 +327,14 @@ def _check_validation_and_protocol(config):
         config.eval_protocol,
         "must be fast for the digits: the paper publishes linear evaluations "
         "for CIFAR-10 and ImageNet only",
+    )
+    _check(
+        config.eval_protocol == "fast" or not streams(config),
+        "eval_protocol",
+        config.eval_protocol,
+        "must be fast for a folder trained with the imagenet views, which streams "
+        "from disk: the published evaluation reads its images into memory (fast "
+        "runs kNN and linear probes on streamed features)",
     )
 
 

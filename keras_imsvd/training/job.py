@@ -22,6 +22,7 @@ from keras_imsvd.training import streaming as streaming_lib
 from keras_imsvd.training.callbacks import RunRecorder
 from keras_imsvd.training.config import UsageError
 from keras_imsvd.training.config import published_protocol
+from keras_imsvd.training.config import streams
 from keras_imsvd.training.data import Data
 from keras_imsvd.training.data import load_data
 from keras_imsvd.training.data import make_views
@@ -178,15 +179,7 @@ class Job:
         if config.mixed_precision:
             keras.config.set_dtype_policy(precision_policy(config.mixed_precision))
         with usage_errors():
-            streamed = streaming_lib.streams(config)
-            if streamed and config.eval_protocol == "published":
-                raise UsageError(
-                    "eval_protocol published reads the evaluation images into "
-                    "memory, and a folder trained with the imagenet views streams "
-                    "from disk; use eval_protocol fast there (kNN and linear probes "
-                    "on streamed features). Received: eval_protocol=published",
-                    field="eval_protocol",
-                )
+            streamed = streams(config)
             data = (
                 streaming_lib.load_streamed(config) if streamed else load_data(config)
             )

@@ -43,16 +43,6 @@ class StreamedData:
     y_test: np.ndarray
 
 
-def streams(config):
-    """Whether a run streams its data: a folder trained with the ImageNet views
-    on the data side (device views take their batches from memory)."""
-    return (
-        bool(config.data_dir)
-        and config.views == "imagenet"
-        and config.augment_on != "device"
-    )
-
-
 def load_streamed(config):
     """The files of the run; `--limit N` keeps the first N of a seeded shuffle
     of the training files, so no other file is ever read."""

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from keras_imsvd.training.config import resolve_config
+from keras_imsvd.training.config import streams
 from keras_imsvd.training.streaming import load_streamed
-from keras_imsvd.training.streaming import streams
 from keras_imsvd.training.streaming import training_stream
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -94,3 +94,18 @@ def test_the_published_evaluation_is_refused_for_a_streamed_folder(tmp_path, cap
     error = capsys.readouterr().err
     assert "--eval-protocol" in error and "streams from disk" in error
     assert not out.exists()
+
+
+def test_resolve_config_refuses_the_published_evaluation_for_a_streamed_folder(
+    tmp_path,
+):
+    from keras_imsvd.training.config import UsageError
+
+    _folder(tmp_path / "images", 4)
+    settings = dict(data_dir=str(tmp_path / "images"), image_size=16, batch_size=4)
+    with pytest.raises(UsageError, match="streams from disk") as raised:
+        resolve_config(**settings, eval_protocol="published")
+    assert raised.value.field == "eval_protocol"
+    # Views drawn on the device read the folder into memory: allowed there.
+    config = resolve_config(**settings, eval_protocol="published", augment_on="device")
+    assert not streams(config)
