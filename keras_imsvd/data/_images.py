@@ -71,12 +71,13 @@ def to_unit_float(images):
     return tf.cast(images, "float32")
 
 
-def resize(images, size, crop_to_aspect_ratio=True):
+def resize(images, size, crop_to_aspect_ratio=True, method="bilinear"):
     """tf: resizes `(H, W, C)` or `(N, H, W, C)` images to `size`, keeping dtype.
 
     With `crop_to_aspect_ratio`, the largest centred crop with the aspect ratio of
     `size` is resized (no distortion); otherwise the whole image is stretched.
-    Bilinear with antialiasing, so large images shrink without aliasing.
+    `method` (`"bilinear"` or `"bicubic"`) with antialiasing, so large images
+    shrink without aliasing.
     """
     height, width = size
     images = tf.convert_to_tensor(images)
@@ -94,7 +95,7 @@ def resize(images, size, crop_to_aspect_ratio=True):
         crop_h, crop_w = tf.maximum(crop_h, 1), tf.maximum(crop_w, 1)
         top, left = (in_h - crop_h) // 2, (in_w - crop_w) // 2
         images = images[..., top : top + crop_h, left : left + crop_w, :]
-    resized = tf.image.resize(images, (height, width), antialias=True)
+    resized = tf.image.resize(images, (height, width), method, antialias=True)
     if dtype.is_integer:
         resized = tf.clip_by_value(tf.round(resized), dtype.min, dtype.max)
     return tf.cast(resized, dtype)

@@ -113,7 +113,8 @@ class StreamingViews:
         labels: int labels `(len(files),)`, or `None`. Defaults to `None`.
         views: pair of view pipelines whose first layer is a
             `RandomResizedCrop`, or `None` for `imagenet_views(image_size,
-            seed)`. Defaults to `None`.
+            seed)`. A single pipeline (a tuple of one) gives one view per
+            image, as a linear evaluation trains on. Defaults to `None`.
         image_size: int, output height and width. Defaults to `224`.
         batch_size: int, images per batch (per process). Defaults to `256`.
         seed: int, seed of the order and the crop windows. Defaults to `0`.
@@ -173,7 +174,12 @@ class StreamingViews:
             )
         self.shard_index = shard_index
         self.with_labels = with_labels
-        self.views = views or imagenet_views(image_size, seed=seed)
+        self.views = tuple(views or imagenet_views(image_size, seed=seed))
+        if len(self.views) not in (1, 2):
+            raise ValueError(
+                "views must be one view pipeline or two. Received: "
+                f"{len(self.views)} views"
+            )
         self._crops = [_crop_layer(view) for view in self.views]
         self._skipped = None
 
@@ -198,10 +204,13 @@ class StreamingViews:
         return self._order(tf.constant(epoch, "int64")).numpy()
 
     def images(self, epoch=0):
-        """The per-image `(view_1, view_2, label)` uint8 stream of one epoch,
-        before the batch layers (jitter, grayscale, blur, solarize)."""
+        """The per-image `(view_1, view_2, label)` uint8 stream of one epoch
+        (`(view_1, label)` for one view), before the batch layers (jitter,
+        grayscale, blur, solarize)."""
         self._counter()
-        return self._epoch_images(tf.constant(epoch, "int64"))
+        return self._epoch_images(tf.constant(epoch, "int64")).map(
+            lambda views, label: (*views, label)
+        )
 
     def dataset(self, initial_epoch: int = 0, epochs: int | None = None):
         """Batches from `initial_epoch` on: `epochs` epochs, or endless.
@@ -259,22 +268,20 @@ class StreamingViews:
 
         def decode(file, label, position):
             seed = tf.stack([tf.cast(self.seed, "int64") * 1_000_003 + epoch, position])
-            first, second, valid = self._decode_views(file, seed)
-            return first, second, label, valid
+            views, valid = self._decode_views(file, seed)
+            return views, label, valid
 
         dataset = dataset.map(
             decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )
         dataset = dataset.map(self._count).filter(lambda *element: element[-1])
-        dataset = dataset.map(
-            lambda first, second, label, valid: (first, second, label)
-        )
+        dataset = dataset.map(lambda views, label, valid: (views, label))
         return dataset.ignore_errors(log_warning=True)
 
-    def _count(self, first, second, label, valid):
+    def _count(self, views, label, valid):
         added = self._skipped.assign_add(tf.cast(tf.logical_not(valid), "int64"))
         with tf.control_dependencies([added]):
-            return first, second, label, tf.identity(valid)
+            return views, label, tf.identity(valid)
 
     def _decode_views(self, file, seed):
         """tf: two uint8 views of one file, and whether it was readable."""
@@ -283,7 +290,7 @@ class StreamingViews:
         is_jpeg = tf.equal(head[0], _JPEG)
         known = tf.reduce_any([tf.equal(h, s) for h, s in zip(head, _SIGNATURES)])
         draws = tf.random.stateless_uniform(
-            [2, max(crop.num_draws for crop in self._crops)], seed=seed
+            [len(self._crops), max(crop.num_draws for crop in self._crops)], seed=seed
         )
         empty = tf.zeros([self.image_size, self.image_size, 3], "uint8")
 
@@ -303,12 +310,12 @@ class StreamingViews:
                 for i, crop in enumerate(self._crops)
             )
 
-        first, second = tf.cond(
+        views = tf.cond(
             known,
             lambda: tf.cond(is_jpeg, from_jpeg, from_other),
-            lambda: (empty, empty),
+            lambda: (empty,) * len(self._crops),
         )
-        return first, second, known
+        return tuple(views), known
 
     def _view(self, draws, height, width, crop, decode_window):
         with ops_backend(crop, "tensorflow"):
@@ -322,9 +329,9 @@ class StreamingViews:
             image = tf.cond(flip[0], lambda: tf.reverse(image, [1]), lambda: image)
         return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), "uint8")
 
-    def _batch_views(self, first, second, labels):
+    def _batch_views(self, views, labels):
         pair = {}
-        for key, view, images in zip(VIEW_KEYS, self.views, (first, second)):
+        for key, view, images in zip(VIEW_KEYS, self.views, views):
             images = to_unit_float(images)
             for layer in view.layers[1:]:
                 images = layer(images, training=True)
@@ -360,12 +367,22 @@ def _image_window(image):
     return decode
 
 
-def streaming_images(files, labels=None, image_size=224, batch_size=256):
+def streaming_images(
+    files,
+    labels=None,
+    image_size=224,
+    batch_size=256,
+    resize_size=None,
+    interpolation="bilinear",
+):
     """Batches of decoded images for evaluation, in file order, never all held.
 
     Each file is decoded whole and its largest centred square resized to
-    `image_size` (antialiased), as `read_image_folder` does; unreadable files
-    are skipped with their labels, so images and labels stay paired.
+    `image_size` (antialiased), as `read_image_folder` does; with
+    `resize_size`, the square is resized to `resize_size` and its centre
+    `image_size` square kept, as the published test transform (resize 256,
+    centre crop 224) does. Unreadable files are skipped with their labels, so
+    images and labels stay paired.
 
     Args:
         files: list of image file paths. Required.
@@ -373,6 +390,10 @@ def streaming_images(files, labels=None, image_size=224, batch_size=256):
             `None`.
         image_size: int. Defaults to `224`.
         batch_size: int. Defaults to `256`.
+        resize_size: int `>= image_size`, or `None` to resize to
+            `image_size` directly. Defaults to `None`.
+        interpolation: `"bilinear"` or `"bicubic"` (both antialiased).
+            Defaults to `"bilinear"`.
 
     Returns:
         A `tf.data.Dataset` of `(float32 images in [0, 1], int32 labels)`.
@@ -385,11 +406,25 @@ def streaming_images(files, labels=None, image_size=224, batch_size=256):
     """
     check_positive_int("image_size", image_size)
     check_positive_int("batch_size", batch_size)
+    if resize_size is not None and (
+        check_positive_int("resize_size", resize_size) < image_size
+    ):
+        raise ValueError(
+            "resize_size must be at least image_size. Received: "
+            f"resize_size={resize_size}, image_size={image_size}"
+        )
+    if interpolation not in ("bilinear", "bicubic"):
+        raise ValueError(
+            "interpolation must be 'bilinear' or 'bicubic'. Received: "
+            f"interpolation={interpolation!r}"
+        )
     files = [os.fspath(f) for f in files]
     if labels is None:
         labels = np.full(len(files), -1, "int32")
     labels = np.asarray(labels, "int32")
     size = (image_size, image_size)
+    scaled = (resize_size or image_size,) * 2
+    offset = (scaled[0] - image_size) // 2
 
     def decode(file, label):
         contents = tf.io.read_file(file)
@@ -405,7 +440,8 @@ def streaming_images(files, labels=None, image_size=224, batch_size=256):
                 lambda: tf.io.decode_image(contents, 3, expand_animations=False),
             )
             decoded.set_shape([None, None, 3])
-            return resize(decoded, size)
+            image = resize(decoded, scaled, method=interpolation)
+            return image[offset : offset + image_size, offset : offset + image_size]
 
         empty = tf.zeros(size + (3,), "uint8")
         return tf.cond(known, image, lambda: empty), label, known
