@@ -1,8 +1,9 @@
 """Private: augmented training batches and centre-cropped test batches.
 
-Both pipelines read the images batch by batch from NumPy arrays (nothing is
-copied whole) and transform them in `tf.data`, which runs beside the model on
-every backend.
+The pipelines read the images batch by batch, from NumPy arrays (nothing is
+copied whole) or from image files (`keras_imsvd.data.StreamingViews` and
+`streaming_images`, nothing is held beyond a few batches), and transform them
+in `tf.data`, which runs beside the model on every backend.
 """
 
 import keras
@@ -90,3 +91,75 @@ def test_batches(images, labels, batch_size, image_size, resize_size):
     )
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     return dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
+def file_training_batches(files, labels, batch_size, crop, seed):
+    """Batches of `crop` decoded from image files, a new order and new crop
+    windows each epoch; only the crop window of a JPEG is decoded, at full
+    resolution. The last partial batch is dropped, as `training_batches` does.
+
+    Args:
+        files: list of image file paths.
+        labels: int `(N,)` class ids.
+        batch_size: images per batch, `<= N`.
+        crop: a `keras_imsvd.augment.RandomResizedCrop` (it also flips).
+        seed: seed of the order of the files and of the crop windows.
+
+    Returns:
+        `(stream, batches)`: the `keras_imsvd.data.StreamingViews` (its
+        `skipped` counts unreadable files as they are read) and a function from
+        the epoch to a `tf.data.Dataset` of `(float32 images, int32 labels)`.
+    """
+    from keras_imsvd import data
+
+    stream = data.StreamingViews(
+        files,
+        labels,
+        views=(keras.layers.Pipeline([crop]),),
+        image_size=crop.height,
+        batch_size=batch_size,
+        seed=int(seed),
+        with_labels=True,
+        num_shards=1,
+        shard_index=0,
+    )
+
+    def batches(epoch):
+        dataset = stream.dataset(initial_epoch=epoch, epochs=1)
+        return dataset.map(lambda views, y: (views["view_1"], y))
+
+    return stream, batches
+
+
+def file_test_batches(files, labels, batch_size, image_size, resize_size):
+    """Test batches of image files, as `test_batches` makes them from arrays:
+    the centred square resized to `resize_size` (bicubic, antialiased), its
+    centre `image_size` square, in order; the last batch padded to `batch_size`
+    with copies of its last image labelled -1. Unreadable files are left out
+    with their labels.
+
+    Returns:
+        A `tf.data.Dataset` of `(float32 images in [0, 1], int32 labels)`.
+    """
+    import tensorflow as tf
+
+    from keras_imsvd import data
+
+    dataset = data.streaming_images(
+        files,
+        labels,
+        image_size=image_size,
+        batch_size=batch_size,
+        resize_size=resize_size,
+        interpolation="bicubic",
+    )
+
+    def pad(x, y):
+        missing = batch_size - tf.shape(x)[0]
+        x = tf.concat([x, tf.repeat(x[-1:], missing, axis=0)], axis=0)
+        y = tf.concat([y, tf.fill([missing], tf.constant(-1, y.dtype))], axis=0)
+        x.set_shape((batch_size, image_size, image_size, 3))
+        y.set_shape((batch_size,))
+        return x, y
+
+    return dataset.map(pad)

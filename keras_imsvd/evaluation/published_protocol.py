@@ -3,6 +3,7 @@ trained on augmented images."""
 
 import math
 import numbers
+import os
 import time
 from types import MappingProxyType
 
@@ -156,12 +157,24 @@ def _learning_rate(settings, epoch):
     return base * settings["decay"] ** passed
 
 
+def _is_files(images):
+    """Whether `images` is a sequence of file paths (its first element is)."""
+    return (
+        isinstance(images, (list, tuple))
+        and len(images) > 0
+        and isinstance(images[0], (str, os.PathLike))
+    )
+
+
 def _check_data(name, data):
+    """`(images, labels)`: images an array, or a list of file paths (str)."""
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(
-            f"{name} must be a pair (images, labels). Received: {name} of type "
-            f"{type(data).__name__}"
+            f"{name} must be a pair (images, labels) or (files, labels). "
+            f"Received: {name} of type {type(data).__name__}"
         )
+    if _is_files(data[0]):
+        return _check_files(name, data)
     images = np.asarray(data[0])
     if images.ndim != 4 or images.shape[0] == 0:
         raise ValueError(
@@ -175,6 +188,49 @@ def _check_data(name, data):
         )
     labels = _checks.check_labels(f"{name} labels", data[1], len(images), "images")
     return images, labels
+
+
+def _check_files(name, data):
+    files = []
+    for file in data[0]:
+        if not isinstance(file, (str, os.PathLike)):
+            raise TypeError(
+                f"{name} files must all be str or os.PathLike paths. Received: {file!r}"
+            )
+        files.append(os.fspath(file))
+    labels = _checks.check_labels(f"{name} labels", data[1], len(files), "files")
+    return files, labels
+
+
+def _channels(images):
+    return 3 if isinstance(images, list) else images.shape[-1]
+
+
+def _training_batches(images, labels, batch_size, crop, seed):
+    """A function from the epoch to its batches, and the `StreamingViews` of
+    the files (`None` for arrays)."""
+    if isinstance(images, list):
+        stream, batches = _image_batches.file_training_batches(
+            images, labels, batch_size, crop, seed
+        )
+        return batches, stream
+    dataset = _image_batches.training_batches(images, labels, batch_size, crop, seed)
+    return (lambda epoch: dataset), None
+
+
+def _test_batches(images, labels, settings):
+    if isinstance(images, list):
+        build = _image_batches.file_test_batches
+    else:
+        build = _image_batches.test_batches
+    size, resize = settings["image_size"], settings["test_resize"]
+    batches = build(images, labels, settings["batch_size"], size, resize)
+    first = next(batches.as_numpy_iterator(), None)
+    if first is None:
+        raise ValueError(
+            f"test_data holds no readable image. Received: {len(images)} files"
+        )
+    return batches, first[0]
 
 
 def _feature_function(encoder):
@@ -232,7 +288,8 @@ def _classifier(num_features, num_classes, settings, seed):
 
 
 def _test_accuracy(classifier, features, batches, num_classes):
-    """Top-1 and top-5 accuracy (top-5 `None` below 6 classes)."""
+    """Top-1 and top-5 accuracy (top-5 `None` below 6 classes), and the number
+    of test images (padding left out)."""
     top1 = top5 = total = 0
     for images, labels in batches.as_numpy_iterator():
         logits = keras.ops.convert_to_numpy(
@@ -243,19 +300,24 @@ def _test_accuracy(classifier, features, batches, num_classes):
         top1 += int(np.sum(best[:, 0] == labels[keep]))
         top5 += int(np.sum(np.any(best == labels[keep, None], axis=1)))
         total += int(np.sum(keep))
-    return top1 / total, (top5 / total if num_classes > 5 else None)
+    return top1 / total, (top5 / total if num_classes > 5 else None), total
 
 
 def _train_epoch(classifier, features, batches, progress):
     """One pass; returns the mean loss and accuracy over its batches."""
-    sums = np.zeros(2)
+    sums, step = np.zeros(2), 0
     for step, (images, labels) in enumerate(batches.as_numpy_iterator(), start=1):
         logs = classifier.train_on_batch(features(images), labels, return_dict=True)
         values = np.array([float(logs["loss"]), float(logs["accuracy"])])
         sums += values
         if progress is not None:
             progress.update(step, [("loss", values[0]), ("accuracy", values[1])])
-    return sums / max(step, 1)
+    if step == 0:
+        raise ValueError(
+            "train_data gave no full batch of readable images; lower batch_size "
+            "or remove the unreadable files"
+        )
+    return sums / step
 
 
 def _check_options(evaluate_every_epoch, seed, verbose):
@@ -292,6 +354,15 @@ def linear_evaluation(
     resized to 8/7 of the crop size (bicubic) and centre-cropped. Memory stays
     at a batch of images and features; nothing is precomputed.
 
+    Images can also be given as files, as an ImageNet-size folder must be:
+    each epoch then reads every training file again
+    (`keras_imsvd.data.StreamingViews` with the crop as its one view, so only
+    the crop window of a JPEG is decoded, at full resolution, as torchvision's
+    `RandomResizedCrop` crops the full image), and the test files are read in
+    order (`keras_imsvd.data.streaming_images`). Memory holds a few batches
+    whatever the number of files. Unreadable files are skipped and counted
+    (`skipped_files`).
+
     | | `"cifar10"` | `"imagenet"` |
     |---|---|---|
     | epochs, batch | 100, 256 | 100, 256 |
@@ -317,8 +388,12 @@ def linear_evaluation(
             read through its `encoder`), or a callable from a NumPy batch to
             features. Required.
         train_data: `(images, labels)`: uint8 or float `[0, 1]` images
-            `(N, H, W, C)` and integer labels `(N,)`. Required.
-        test_data: `(images, labels)` in the same form. Required.
+            `(N, H, W, C)` and integer labels `(N,)`; or `(files, labels)`: a
+            list or tuple of `N` image file paths (str or `os.PathLike`; JPEG,
+            PNG, GIF or BMP, decoded to RGB) and their integer labels `(N,)`,
+            read a batch at a time. Required.
+        test_data: `(images, labels)` or `(files, labels)`, in the same
+            forms. Required.
         protocol: `"cifar10"` or `"imagenet"`. Defaults to `"cifar10"`.
         epochs: Epochs, or `None` for the published 100; the schedule keeps
             its shape. Defaults to `None`.
@@ -340,8 +415,12 @@ def linear_evaluation(
         `top5` is `None` below 6 classes), `train_top1` (accuracy over the
         augmented batches of the last epoch), `history` (`loss`, `accuracy`,
         `learning_rate` per epoch), `settings` (the effective settings, see
-        `protocol_settings`), `seconds`, and `model` (the trained classifier,
-        from features to logits). With `evaluate_every_epoch`, also
+        `protocol_settings`), `seconds`, `model` (the trained classifier,
+        from features to logits), and `skipped_files`: `{"train", "test"}`,
+        the unreadable files left out (0 for arrays); `"test"` is the number
+        of test files less the images tested, `"train"` the most met in one
+        epoch (an epoch stops reading after its last full batch, so a file
+        after it is not read). With `evaluate_every_epoch`, also
         `test_history` (`top1`, `top5` per epoch), `best_top1` and `best_top5`.
 
     Example:
@@ -351,6 +430,12 @@ def linear_evaluation(
         model.encoder, (x_train, y_train), (x_test, y_test), protocol="cifar10"
     )
     print(result["top1"], result["top5"])
+    # From files, a batch at a time: ImageNet's train/ and val/ folders.
+    train = keras_imsvd.data.list_image_files("imagenet", "train")[:2]
+    test = keras_imsvd.data.list_image_files("imagenet", "val")[:2]
+    result = keras_imsvd.evaluation.linear_evaluation(
+        model.encoder, train, test, protocol="imagenet"
+    )
     ```
 
     References:
@@ -361,10 +446,10 @@ def linear_evaluation(
     settings = protocol_settings(protocol, epochs, batch_size, image_size)
     x_train, y_train = _check_data("train_data", train_data)
     x_test, y_test = _check_data("test_data", test_data)
-    if x_train.shape[-1] != x_test.shape[-1]:
+    if _channels(x_train) != _channels(x_test):
         raise ValueError(
-            "train_data and test_data images must have the same channels. "
-            f"Received: {x_train.shape[-1]} and {x_test.shape[-1]}"
+            "train_data and test_data images must have the same channels (files "
+            f"decode to 3). Received: {_channels(x_train)} and {_channels(x_test)}"
         )
     num_classes = _checks.check_num_classes(num_classes, y_train, y_test)
     _check_options(evaluate_every_epoch, seed, verbose)
@@ -380,16 +465,13 @@ def linear_evaluation(
         horizontal_flip=True,
         seed=seed,
     )
-    train_batches = _image_batches.training_batches(
+    train_batches, stream = _training_batches(
         x_train, y_train, settings["batch_size"], crop, seed
     )
-    test_batches = _image_batches.test_batches(
-        x_test, y_test, settings["batch_size"], size, settings["test_resize"]
-    )
-    first = next(test_batches.as_numpy_iterator())[0]
+    test_batches, first = _test_batches(x_test, y_test, settings)
     classifier = _classifier(features(first).shape[1], num_classes, settings, seed)
     history = {"loss": [], "accuracy": [], "learning_rate": []}
-    tests = []
+    tests, skipped = [], 0
     for epoch in range(settings["epochs"]):
         rate = _learning_rate(settings, epoch)
         classifier.optimizer.learning_rate = rate
@@ -399,7 +481,11 @@ def linear_evaluation(
             progress = keras.utils.Progbar(
                 len(x_train) // settings["batch_size"], verbose=verbose
             )
-        loss, accuracy = _train_epoch(classifier, features, train_batches, progress)
+        before = 0 if stream is None else stream.skipped
+        batches = train_batches(epoch)
+        loss, accuracy = _train_epoch(classifier, features, batches, progress)
+        if stream is not None:
+            skipped = max(skipped, stream.skipped - before)
         for key, value in zip(history, (loss, accuracy, rate)):
             history[key].append(float(value))
         if evaluate_every_epoch:
@@ -416,7 +502,13 @@ def linear_evaluation(
         "settings": settings,
         "seconds": round(time.time() - started, 1),
         "model": classifier,
+        "skipped_files": {"train": skipped, "test": len(x_test) - tests[-1][2]},
     }
+    if verbose and (stream is not None or isinstance(x_test, list)):
+        print(
+            "Unreadable image files skipped: {train} training (most in one "
+            "epoch), {test} test".format(**result["skipped_files"])
+        )
     if evaluate_every_epoch:
         result["test_history"] = {
             "top1": [t[0] for t in tests],

@@ -158,8 +158,9 @@ def test_top1_and_top5_are_counted_on_real_samples_only():
     logits[3, 6] = 5.0  # padding, labelled -1
     labels = np.array([2, 0, 3, -1])
     batches = tf.data.Dataset.from_tensor_slices((logits, labels)).batch(2)
-    top1, top5 = _test_accuracy(_Logits(), np.asarray, batches, num_classes=7)
+    top1, top5, total = _test_accuracy(_Logits(), np.asarray, batches, num_classes=7)
     assert top1 == pytest.approx(1 / 3) and top5 == pytest.approx(2 / 3)
+    assert total == 3
     assert _test_accuracy(_Logits(), np.asarray, batches, num_classes=5)[1] is None
 
 
