@@ -22,6 +22,8 @@ from keras_imsvd.data.image_folder import load_image_folder
 from keras_imsvd.data.image_folder import read_image_folder
 from keras_imsvd.data.multiview_dataset import multiview_dataset
 from keras_imsvd.data.paths import default_cache_dir
+from keras_imsvd.data.records import TFRecordImages
+from keras_imsvd.data.records import tfds_records
 from keras_imsvd.data.split import train_validation_split
 from keras_imsvd.data.streaming import SkippedFilesLogger
 from keras_imsvd.data.streaming import StreamingViews
@@ -35,6 +37,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "SkippedFilesLogger",
     "StreamingViews",
+    "TFRecordImages",
     "default_cache_dir",
     "evaluation_arrays",
     "evaluation_dataset",
@@ -52,5 +55,6 @@ __all__ = [
     "read_image_folder",
     "streaming_images",
     "tfds_dataset",
+    "tfds_records",
     "train_validation_split",
 ]

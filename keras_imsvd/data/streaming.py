@@ -24,6 +24,7 @@ from keras_imsvd.data._images import to_unit_float
 from keras_imsvd.data._lazy import tf
 from keras_imsvd.data.image_folder import _SIGNATURES
 from keras_imsvd.data.image_folder import list_image_folder
+from keras_imsvd.data.records import TFRecordImages
 
 _JPEG = _SIGNATURES[0]
 # Epochs of an endless stream: more than any run trains.
@@ -86,12 +87,21 @@ def process_shard():
 
 
 class StreamingViews:
-    """Two-view batches of image files, read, cropped and decoded every epoch.
+    """Two-view batches of encoded images, read, cropped and decoded every epoch.
 
-    Per epoch `e`: the files are shuffled by a permutation drawn from `(seed,
-    e)` alone (so a resumed epoch sees the same order), shard `shard_index` of
-    `num_shards` takes every `num_shards`-th file of it, and each file is read
-    and decoded into two views:
+    The images come from a list of image files, or from TFRecord files
+    (`TFRecordImages`, `tfds_records`). Per epoch `e`:
+
+    - files: shuffled by a permutation drawn from `(seed, e)` alone (so a
+      resumed epoch sees the same order); shard `shard_index` of `num_shards`
+      takes every `num_shards`-th file of it;
+    - TFRecords: the record files are shuffled by `(seed, e)`, shard
+      `shard_index` takes every `num_shards`-th record file (every
+      `num_shards`-th record when there are fewer files than shards), reads
+      them interleaved, and shuffles the records in a buffer of
+      `shuffle_buffer` seeded by `(seed, e)`.
+
+    Each image is decoded into two views (or one, with one view pipeline):
 
     - the crop window of each view is drawn as the view's `RandomResizedCrop`
       draws it (torchvision's 10 tries, then the centred fallback), from the
@@ -103,14 +113,20 @@ class StreamingViews:
     - batches of `batch_size` (within an epoch) go through the other layers of
       each view, and come out as float32 in [0, 1].
 
-    Files that are not JPEG, PNG, GIF or BMP are skipped and counted
-    (`skipped`); truncated JPEGs decode with their missing rows gray; CMYK,
-    grayscale and RGBA files decode to RGB. A file that still fails to decode
-    is dropped with a warning that names the error. No file ends the stream.
+    Every epoch of every shard has `steps_per_epoch` batches, so processes
+    that train together take the same number of steps. Unreadable images are
+    skipped and counted (`skipped`, the `callback` logs them per epoch): bytes
+    that are not JPEG, PNG, GIF or BMP, and files that fail to read or decode
+    (the failure is also logged by tf.data). The images an epoch misses are
+    made up from the start of the same epoch's order, with new crops; an
+    epoch runs short only if more than half of a shard is unreadable.
+    Truncated JPEGs decode with their missing rows gray; CMYK, grayscale and
+    RGBA files decode to RGB.
 
     Args:
-        files: list of image file paths. Required.
-        labels: int labels `(len(files),)`, or `None`. Defaults to `None`.
+        files: list of image file paths, or a `TFRecordImages`. Required.
+        labels: int labels `(len(files),)`, or `None` (`-1`s, or the labels of
+            the records). Defaults to `None`.
         views: pair of view pipelines whose first layer is a
             `RandomResizedCrop`, or `None` for `imagenet_views(image_size,
             seed)`. A single pipeline (a tuple of one) gives one view per
@@ -122,6 +138,8 @@ class StreamingViews:
         num_shards: int or `None` for `process_shard()`. Defaults to `None`.
         shard_index: int or `None` for `process_shard()`. Defaults to `None`.
         with_labels: bool, yield `(views, labels)`. Defaults to `False`.
+        shuffle_buffer: int, records in the shuffle buffer of a TFRecord
+            source (about 110 kB each for ImageNet). Defaults to `2048`.
 
     Example:
 
@@ -146,24 +164,16 @@ class StreamingViews:
         num_shards: int | None = None,
         shard_index: int | None = None,
         with_labels: bool = False,
+        shuffle_buffer: int = 2048,
     ):
-        self.files = [os.fspath(f) for f in files]
-        if not self.files:
-            raise ValueError("files must list at least one image file. Received: []")
-        if labels is None:
-            labels = np.full(len(self.files), -1, "int32")
-        self.labels = np.asarray(labels, "int32")
-        if self.labels.shape != (len(self.files),):
-            raise ValueError(
-                "labels must have one label per file. Received: "
-                f"labels.shape={self.labels.shape}, {len(self.files)} files"
-            )
+        self.source = _source(files, labels)
         self.image_size = check_positive_int("image_size", image_size)
         self.batch_size = check_positive_int("batch_size", batch_size)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int. Received: seed={seed!r}")
         self.seed = seed
         self.shuffle = shuffle
+        self.shuffle_buffer = check_positive_int("shuffle_buffer", shuffle_buffer)
         if num_shards is None or shard_index is None:
             num_shards, shard_index = process_shard()
         self.num_shards = check_positive_int("num_shards", num_shards)
@@ -184,31 +194,47 @@ class StreamingViews:
         self._skipped = None
 
     @property
+    def files(self):
+        """The image files, or the TFRecord files of a `TFRecordImages`."""
+        return self.source.files
+
+    @property
+    def labels(self):
+        """The labels of the image files (`None` for TFRecords)."""
+        return getattr(self.source, "labels", None)
+
+    @property
     def files_per_epoch(self):
-        """Files this shard reads per epoch."""
-        return len(range(self.shard_index, len(self.files), self.num_shards))
+        """Images this shard reads per epoch (for TFRecords, on average)."""
+        if isinstance(self.source, _Files):
+            count = len(self.source)
+            return len(range(self.shard_index, count, self.num_shards))
+        return len(self.source) // self.num_shards
 
     @property
     def steps_per_epoch(self):
-        """Batches per epoch, the same on every shard: full batches of the
-        smallest shard (the rest of an epoch's files are not read)."""
-        return len(self.files) // self.num_shards // self.batch_size
+        """Batches per epoch, the same on every shard: full batches of an
+        even share of the images (the rest of an epoch's images are not
+        read)."""
+        return len(self.source) // self.num_shards // self.batch_size
 
     @property
     def skipped(self):
-        """Files skipped so far as unreadable (counted as they are read)."""
+        """Images skipped so far as unreadable (counted as they are read)."""
         return 0 if self._skipped is None else int(self._skipped.numpy())
 
     def order(self, epoch):
-        """Indices into `files` that this shard reads in `epoch`, in order."""
-        return self._order(tf.constant(epoch, "int64")).numpy()
+        """Indices into `files` that this shard reads in `epoch`, in order
+        (for TFRecords, of the record files)."""
+        return self.source.order(self, tf.constant(epoch, "int64")).numpy()
 
     def images(self, epoch=0):
         """The per-image `(view_1, view_2, label)` uint8 stream of one epoch
         (`(view_1, label)` for one view), before the batch layers (jitter,
-        grayscale, blur, solarize)."""
+        grayscale, blur, solarize): every readable image of the shard's
+        epoch, once."""
         self._counter()
-        return self._epoch_images(tf.constant(epoch, "int64")).map(
+        return self._pass(tf.constant(epoch, "int64"), tf.constant(0, "int64")).map(
             lambda views, label: (*views, label)
         )
 
@@ -217,7 +243,7 @@ class StreamingViews:
 
         Pass `steps_per_epoch` to `fit` with the endless stream: each epoch
         then reads its own order, and a run resumed at epoch `e` reads the
-        same files in the same order as it first did.
+        same images in the same order as it first did.
 
         Args:
             initial_epoch: int, the first epoch. Defaults to `0`.
@@ -230,17 +256,15 @@ class StreamingViews:
         self._counter()
         end = _MAX_EPOCHS if epochs is None else initial_epoch + epochs
         dataset = tf.data.Dataset.range(initial_epoch, end).flat_map(
-            lambda epoch: (
-                self._epoch_images(epoch)
-                .batch(self.batch_size, drop_remainder=True)
-                .take(self.steps_per_epoch)
+            lambda epoch: self._epoch_images(epoch).batch(
+                self.batch_size, drop_remainder=True
             )
         )
         dataset = dataset.map(self._batch_views, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     def callback(self, log=print):
-        """A Keras callback that logs the files skipped in each epoch."""
+        """A Keras callback that logs the images skipped in each epoch."""
         return SkippedFilesLogger(self, log)
 
     def _counter(self):
@@ -248,51 +272,72 @@ class StreamingViews:
             with tf.init_scope():
                 self._skipped = tf.Variable(0, dtype="int64", trainable=False)
 
-    def _order(self, epoch):
-        count = len(self.files)
-        if self.shuffle:
-            noise = tf.random.stateless_uniform(
-                [count], seed=tf.stack([tf.cast(self.seed, "int64"), epoch])
-            )
-            order = tf.argsort(noise, stable=True)
-        else:
-            order = tf.range(count)
-        return order[self.shard_index :: self.num_shards]
-
     def _epoch_images(self, epoch):
-        order = self._order(epoch)
-        positions = tf.range(tf.size(order, out_type=tf.int64), dtype=tf.int64)
-        files = tf.gather(tf.constant(self.files), order)
-        labels = tf.gather(tf.constant(self.labels), order)
-        dataset = tf.data.Dataset.from_tensor_slices((files, labels, positions))
+        """tf: exactly `steps_per_epoch * batch_size` images of `epoch` (while
+        at most half are unreadable): the first pass over the shard's epoch,
+        then as much of a second as the skipped images left missing."""
+        passes = tf.data.Dataset.range(2).flat_map(
+            lambda index: self._pass(epoch, index)
+        )
+        return passes.take(self.steps_per_epoch * self.batch_size)
 
-        def decode(file, label, position):
-            seed = tf.stack([tf.cast(self.seed, "int64") * 1_000_003 + epoch, position])
-            views, valid = self._decode_views(file, seed)
-            return views, label, valid
+    def _pass(self, epoch, index):
+        """tf: `(views, label)` of the readable images of one pass over the
+        shard's epoch; pass 0 counts the unreadable ones.
 
-        dataset = dataset.map(
+        A last element marks the end of the pass. Each element carries its
+        place in the pass; after unreadable images are filtered out and
+        failed decodes dropped (`ignore_errors`), the gaps between the
+        places that remain are the images skipped.
+        """
+        elements = self.source.epoch(self, epoch)
+        end = tf.data.Dataset.from_tensors(
+            (self.source.empty, tf.constant(-1, "int32"), tf.constant(True))
+        )
+        elements = elements.map(lambda handle, label: (handle, label, False))
+        elements = elements.concatenate(end).enumerate()
+        first_seed = tf.cast(self.seed, "int64") * 1_000_003 + epoch
+
+        def decode(place, element):
+            handle, label, is_end = element
+            seed = tf.stack([first_seed, index * (1 << 32) + place])
+            views, valid = tf.cond(
+                is_end,
+                lambda: (self._empty_views(), tf.constant(False)),
+                lambda: self._decode_views(self.source.read(handle), seed),
+            )
+            return views, label, tf.logical_or(valid, is_end), is_end, place
+
+        elements = elements.map(
             decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )
-        dataset = dataset.map(self._count).filter(lambda *element: element[-1])
-        dataset = dataset.map(lambda views, label, valid: (views, label))
-        return dataset.ignore_errors(log_warning=True)
+        elements = elements.filter(lambda views, label, keep, is_end, place: keep)
+        elements = elements.ignore_errors(log_warning=True)
+        counted = tf.cast(tf.equal(index, 0), "int64")
 
-    def _count(self, views, label, valid):
-        added = self._skipped.assign_add(tf.cast(tf.logical_not(valid), "int64"))
-        with tf.control_dependencies([added]):
-            return views, label, tf.identity(valid)
+        def count(last, element):
+            views, label, _, is_end, place = element
+            added = self._skipped.assign_add((place - last - 1) * counted)
+            with tf.control_dependencies([added]):
+                return tf.identity(place), (views, label, is_end)
 
-    def _decode_views(self, file, seed):
-        """tf: two uint8 views of one file, and whether it was readable."""
-        contents = tf.io.read_file(file)
+        elements = elements.scan(tf.constant(-1, "int64"), count)
+        elements = elements.filter(lambda views, label, is_end: tf.logical_not(is_end))
+        return elements.map(lambda views, label, is_end: (views, label))
+
+    def _empty_views(self):
+        empty = tf.zeros([self.image_size, self.image_size, 3], "uint8")
+        return (empty,) * len(self._crops)
+
+    def _decode_views(self, contents, seed):
+        """tf: the uint8 views of encoded image bytes, and whether they were
+        of a known format."""
         head = [tf.strings.substr(contents, 0, len(s)) for s in _SIGNATURES]
         is_jpeg = tf.equal(head[0], _JPEG)
         known = tf.reduce_any([tf.equal(h, s) for h, s in zip(head, _SIGNATURES)])
         draws = tf.random.stateless_uniform(
             [len(self._crops), max(crop.num_draws for crop in self._crops)], seed=seed
         )
-        empty = tf.zeros([self.image_size, self.image_size, 3], "uint8")
 
         def from_jpeg():
             shape = tf.image.extract_jpeg_shape(contents)
@@ -313,7 +358,7 @@ class StreamingViews:
         views = tf.cond(
             known,
             lambda: tf.cond(is_jpeg, from_jpeg, from_other),
-            lambda: (empty,) * len(self._crops),
+            self._empty_views,
         )
         return tuple(views), known
 
@@ -337,6 +382,117 @@ class StreamingViews:
                 images = layer(images, training=True)
             pair[key] = images
         return (pair, labels) if self.with_labels else pair
+
+
+class _Files:
+    """Image files and their labels: the handle of an image is its path."""
+
+    empty = ""
+
+    def __init__(self, files, labels):
+        self.files = [os.fspath(f) for f in files]
+        if not self.files:
+            raise ValueError("files must list at least one image file. Received: []")
+        if labels is None:
+            labels = np.full(len(self.files), -1, "int32")
+        self.labels = np.asarray(labels, "int32")
+        if self.labels.shape != (len(self.files),):
+            raise ValueError(
+                "labels must have one label per file. Received: "
+                f"labels.shape={self.labels.shape}, {len(self.files)} files"
+            )
+
+    def __len__(self):
+        return len(self.files)
+
+    def order(self, stream, epoch):
+        return _shuffled(len(self.files), stream, epoch)[
+            stream.shard_index :: stream.num_shards
+        ]
+
+    def epoch(self, stream, epoch):
+        order = self.order(stream, epoch)
+        return tf.data.Dataset.from_tensor_slices(
+            (
+                tf.gather(tf.constant(self.files), order),
+                tf.gather(tf.constant(self.labels), order),
+            )
+        )
+
+    def in_order(self):
+        return tf.data.Dataset.from_tensor_slices((self.files, self.labels))
+
+    def read(self, handle):
+        return tf.io.read_file(handle)
+
+
+class _Records:
+    """A `TFRecordImages`: the handle of an image is its bytes."""
+
+    empty = b""
+
+    def __init__(self, records):
+        self.records = records
+        self.files = records.files
+
+    def __len__(self):
+        return len(self.records)
+
+    def order(self, stream, epoch):
+        return _shuffled(len(self.files), stream, epoch)
+
+    def epoch(self, stream, epoch):
+        files = tf.gather(tf.constant(self.files), self.order(stream, epoch))
+        if len(self.files) >= stream.num_shards:
+            serialized = self.records.records(
+                files[stream.shard_index :: stream.num_shards], parallel=True
+            )
+        else:
+            serialized = self.records.records(files, parallel=True).shard(
+                stream.num_shards, stream.shard_index
+            )
+        elements = serialized.map(
+            self.records.parse, num_parallel_calls=tf.data.AUTOTUNE
+        )
+        if stream.shuffle:
+            seed = tf.cast(stream.seed, "int64") * 1_000_003 + epoch
+            elements = elements.shuffle(stream.shuffle_buffer, seed=seed)
+        return elements
+
+    def in_order(self):
+        return self.records.records(self.files, parallel=True).map(
+            self.records.parse, num_parallel_calls=tf.data.AUTOTUNE
+        )
+
+    def read(self, handle):
+        return handle
+
+
+def _source(files, labels):
+    if isinstance(files, TFRecordImages):
+        if labels is not None:
+            raise ValueError(
+                "labels must be None for TFRecordImages: the labels are read "
+                f"from the records. Received: labels of length {len(labels)}"
+            )
+        return _Records(files)
+    if isinstance(files, (str, os.PathLike)):
+        raise TypeError(
+            "files must be a list of image files or a TFRecordImages. Received: "
+            f"files={os.fspath(files)!r} (list a folder with list_image_files)"
+        )
+    return _Files(files, labels)
+
+
+def _shuffled(count, stream, epoch):
+    """tf: `range(count)`, permuted by `(stream.seed, epoch)` when the stream
+    shuffles."""
+    if not stream.shuffle:
+        return tf.range(count)
+    noise = tf.random.stateless_uniform(
+        [count], seed=tf.stack([tf.cast(stream.seed, "int64"), epoch])
+    )
+    return tf.argsort(noise, stable=True)
 
 
 def _jpeg_window(contents):
@@ -375,7 +531,7 @@ def streaming_images(
     resize_size=None,
     interpolation="bilinear",
 ):
-    """Batches of decoded images for evaluation, in file order, never all held.
+    """Batches of decoded images for evaluation, in stored order, never all held.
 
     Each file is decoded whole and its largest centred square resized to
     `image_size` (antialiased), as `read_image_folder` does; with
@@ -385,9 +541,9 @@ def streaming_images(
     images and labels stay paired.
 
     Args:
-        files: list of image file paths. Required.
-        labels: int labels `(len(files),)`, or `None` for `-1`s. Defaults to
-            `None`.
+        files: list of image file paths, or a `TFRecordImages`. Required.
+        labels: int labels `(len(files),)`, or `None` (`-1`s, or the labels
+            of the records). Defaults to `None`.
         image_size: int. Defaults to `224`.
         batch_size: int. Defaults to `256`.
         resize_size: int `>= image_size`, or `None` to resize to
@@ -418,16 +574,13 @@ def streaming_images(
             "interpolation must be 'bilinear' or 'bicubic'. Received: "
             f"interpolation={interpolation!r}"
         )
-    files = [os.fspath(f) for f in files]
-    if labels is None:
-        labels = np.full(len(files), -1, "int32")
-    labels = np.asarray(labels, "int32")
+    source = _source(files, labels)
     size = (image_size, image_size)
     scaled = (resize_size or image_size,) * 2
     offset = (scaled[0] - image_size) // 2
 
-    def decode(file, label):
-        contents = tf.io.read_file(file)
+    def decode(handle, label):
+        contents = source.read(handle)
         head = [tf.strings.substr(contents, 0, len(s)) for s in _SIGNATURES]
         known = tf.reduce_any([tf.equal(h, s) for h, s in zip(head, _SIGNATURES)])
 
@@ -446,8 +599,7 @@ def streaming_images(
         empty = tf.zeros(size + (3,), "uint8")
         return tf.cond(known, image, lambda: empty), label, known
 
-    dataset = tf.data.Dataset.from_tensor_slices((files, labels))
-    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = source.in_order().map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.filter(lambda image, label, known: known)
     dataset = dataset.map(lambda image, label, known: (image, label))
     dataset = dataset.ignore_errors(log_warning=True).batch(batch_size)
@@ -456,10 +608,11 @@ def streaming_images(
 
 
 class SkippedFilesLogger(keras.callbacks.Callback):
-    """Logs, at the end of each epoch, the files `stream` skipped in it.
+    """Logs, at the end of each epoch that skipped some, the unreadable
+    images `stream` skipped in it.
 
-    A file counts when it is read; files read ahead for the next epoch count
-    in the next line.
+    An image counts when it is read; images read ahead for the next epoch
+    count in the next line.
 
     Args:
         stream: a `StreamingViews`. Required.
@@ -480,10 +633,11 @@ class SkippedFilesLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         total = self.stream.skipped
-        self.log(
-            f"epoch {epoch + 1}: skipped {total - self._reported} unreadable "
-            f"image file(s) ({total} in all)"
-        )
+        if total > self._reported:
+            self.log(
+                f"epoch {epoch + 1}: skipped {total - self._reported} unreadable "
+                f"image(s) ({total} in all)"
+            )
         self._reported = total
 
 

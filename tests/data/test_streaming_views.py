@@ -128,22 +128,28 @@ def test_bad_files_decode_to_rgb_or_are_skipped(bad_folder):
     out = list(stream.images(0))
     names = sorted(files[i].rsplit("/", 1)[1] for i in stream.order(0))
     assert len(names) == 7
-    # good, truncated (gray rows), CMYK, gray and RGBA decode; the text file is
-    # skipped and counted; the 20-byte header fails to decode and is dropped.
+    # good, truncated (gray rows), CMYK, gray and RGBA decode; the text file
+    # (not an image) and the 20-byte header (fails to decode, dropped by
+    # tf.data) are skipped and counted.
     assert len(out) == 5
-    assert stream.skipped == 1
+    assert stream.skipped == 2
     for first, second, _ in out:
         assert first.shape == (16, 16, 3) and first.dtype == tf.uint8
         assert second.shape == (16, 16, 3)
     messages = []
     callback = stream.callback(messages.append)
     callback.on_epoch_end(0)
-    assert messages == ["epoch 1: skipped 1 unreadable image file(s) (1 in all)"]
+    assert messages == ["epoch 1: skipped 2 unreadable image(s) (2 in all)"]
+    # 7 files, batch 2: 3 batches per epoch whatever is skipped; the sixth
+    # image comes from the start of the epoch's order, with new crops.
+    assert stream.steps_per_epoch == 3
     batches = list(stream.dataset(epochs=2))
-    assert len(batches) == 4  # 5 images per epoch: 2 full batches of 2
-    assert stream.skipped == 3
+    assert len(batches) == 6
+    assert stream.skipped == 6  # 2 per epoch, counted once
     callback.on_epoch_end(1)
-    assert messages[-1] == "epoch 2: skipped 2 unreadable image file(s) (3 in all)"
+    assert messages[-1] == "epoch 2: skipped 4 unreadable image(s) (6 in all)"
+    callback.on_epoch_end(2)
+    assert len(messages) == 2  # nothing new skipped: no line
     evaluated = list(streaming_images(files, labels, 16, 4))
     assert sum(len(x) for x, _ in evaluated) == 5
 
