@@ -328,14 +328,6 @@ def _check_validation_and_protocol(config):
         "must be fast for the digits: the paper publishes linear evaluations "
         "for CIFAR-10 and ImageNet only",
     )
-    _check(
-        config.eval_protocol == "fast" or not streams(config),
-        "eval_protocol",
-        config.eval_protocol,
-        "must be fast for a folder trained with the imagenet views, which streams "
-        "from disk: the published evaluation reads its images into memory (fast "
-        "runs kNN and linear probes on streamed features)",
-    )
 
 
 def _check_projector(config):

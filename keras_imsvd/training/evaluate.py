@@ -176,15 +176,20 @@ def describe(evaluation_record):
     )
 
 
-def published_evaluation(encoder, features, images, labels, config, verbose, linear):
+def published_evaluation(
+    encoder, features, images, labels, config, verbose, linear, image_labels=None
+):
     """kNN on `features` and, if `linear`, the published linear evaluation on
     `images`.
 
     `features`, `images` and `labels` are `(train, test)` pairs; the test
-    accuracy is taken after every epoch, as the published scripts do.
+    accuracy is taken after every epoch, as the published scripts do. `images`
+    may be lists of files, labelled by `image_labels` (the features then hold
+    only the readable files, and `labels` theirs).
     """
     (train, test), (y_train, y_test) = features, labels
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    image_labels = labels if image_labels is None else image_labels
+    num_classes = max(int(np.max(y)) for y in (*labels, *image_labels)) + 1
     knn = evaluation.knn_classify(
         train, y_train, test, y_test, num_classes=num_classes, **KNN
     )
@@ -192,8 +197,8 @@ def published_evaluation(encoder, features, images, labels, config, verbose, lin
         return {"knn": float(knn)}
     result = evaluation.linear_evaluation(
         encoder,
-        (images[0], y_train),
-        (images[1], y_test),
+        (images[0], image_labels[0]),
+        (images[1], image_labels[1]),
         protocol=published_protocol(config),
         epochs=config.eval_epochs,
         image_size=config.image_size,

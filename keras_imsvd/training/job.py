@@ -404,15 +404,35 @@ class Job:
 
     def evaluate_streamed(self, encoders, data, few, verbose):
         """kNN and linear probes on features streamed from the files into
-        arrays or memmaps; the raw pixels of a streamed folder are not held."""
+        arrays or memmaps; the raw pixels of a streamed folder are not held.
+        With the published protocol, the kNN and, for the learned encoder, the
+        published linear evaluation reading the files again each epoch."""
         config, results = self.config, {}
+        published = config.eval_protocol == "published"
         self.log("note: raw pixels are not evaluated on a streamed folder")
         for index, (name, encoder) in enumerate(encoders.items(), start=1):
-            self.log(f"evaluating {index}/{len(encoders)}: {name} (streamed)")
+            linear = published and index == 1
+            what = f", published {published_protocol(config)} linear evaluation"
+            self.log(
+                f"evaluating {index}/{len(encoders)}: {name} "
+                f"(streamed{what if linear else ''})"
+            )
             (train, y_train), (test, y_test) = (
                 streaming_lib.features(config, encoder, x.files, y, verbose)
                 for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test))
             )
+            if published:
+                results[name] = evaluate_lib.published_evaluation(
+                    encoder,
+                    [streaming_lib.checked(name, x) for x in (train, test)],
+                    (data.x_train.files, data.x_test.files),
+                    (y_train, y_test),
+                    config,
+                    verbose,
+                    linear,
+                    image_labels=(data.y_train, data.y_test),
+                )
+                continue
             if len(y_train) != len(data.y_train):  # unreadable files were skipped
                 few = evaluate_lib.evaluation_plan(y_train, y_test, config.seed)[0]
             results[name] = evaluate_lib.evaluate_features(

@@ -78,34 +78,63 @@ def test_a_streamed_run_trains_and_evaluates(tmp_path):
         assert 0.0 <= row["knn"] <= 1.0
 
 
-def test_the_published_evaluation_is_refused_for_a_streamed_folder(tmp_path, capsys):
-    # The published linear evaluation reads its images into memory; a streamed
-    # folder would silently get the fast one, so the run stops first.
+def _root(root, per_split, size=(40, 32)):
+    """ROOT/train/ and ROOT/val/, as the published ImageNet layout."""
+    for split, count in per_split.items():
+        _folder(root / split, count, size)
+
+
+@pytest.mark.slow
+def test_the_published_evaluation_of_a_streamed_folder(tmp_path, capsys):
+    # The linear evaluation reads the files again each epoch; the kNN reads
+    # streamed features, as the fast protocol does.
     from keras_imsvd import cli
 
-    _folder(tmp_path / "images", 12)
+    _root(tmp_path / "imagenet", {"train": 12, "val": 4})
+    (tmp_path / "imagenet" / "val" / "class_1" / "bad.jpg").write_text("not an image")
     out = tmp_path / "run"
     argv = [
-        "--data-dir", str(tmp_path / "images"), "--arch", "small_convnet",
-        "--image-size", "16", "--batch-size", "8", "--validation-size", "6",
-        "--epochs", "1", "--eval-protocol", "published", "--output-dir", str(out),
+        "--data-dir", str(tmp_path / "imagenet"), "--views", "imagenet",
+        "--arch", "small_convnet", "--mlp", "32-32", "--bin-size", "16",
+        "--image-size", "16", "--batch-size", "8", "--epochs", "1",
+        "--eval-protocol", "published", "--eval-epochs", "2", "--verbose", "0",
+        "--output-dir", str(out),
     ]  # fmt: skip
-    assert cli.main(argv) == 2
-    error = capsys.readouterr().err
-    assert "--eval-protocol" in error and "streams from disk" in error
-    assert not out.exists()
+    assert cli.main(argv) == 0, capsys.readouterr().err[-3000:]
+    printed = capsys.readouterr().out
+    assert "(streamed, published imagenet linear evaluation)" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["evaluation"]["protocol"] == "published"
+    settings = metrics["evaluation"]["settings"]
+    assert (settings["protocol"], settings["epochs"]) == ("imagenet", 2)
+    assert (settings["image_size"], settings["test_resize"]) == (16, 18)
+    assert settings["batch_size"] == 36  # the 36 training files, under 256
+    results = metrics["results"]
+    assert set(results) == {"IMSVD (learned)", "random init"}
+    assert set(results["IMSVD (learned)"]) == {
+        "knn",
+        "linear_top1",
+        "linear_best_top1",
+    }
+    assert set(results["random init"]) == {"knn"}
+    for row in results.values():
+        # 12 readable held-out images: accuracies are multiples of 1/12.
+        for value in row.values():
+            assert np.isfinite(value) and 0.0 <= value <= 1.0
+            assert value * 12 == pytest.approx(round(value * 12))
+    learned = results["IMSVD (learned)"]
+    assert learned["linear_best_top1"] >= learned["linear_top1"]
+    lines = (out / "results.txt").read_text().splitlines()
+    assert lines[0].startswith("evaluation: published imagenet linear evaluation")
+    assert "2 epochs, batch 36" in lines[0]
 
 
-def test_resolve_config_refuses_the_published_evaluation_for_a_streamed_folder(
+def test_resolve_config_takes_the_published_evaluation_for_a_streamed_folder(
     tmp_path,
 ):
-    from keras_imsvd.training.config import UsageError
-
     _folder(tmp_path / "images", 4)
     settings = dict(data_dir=str(tmp_path / "images"), image_size=16, batch_size=4)
-    with pytest.raises(UsageError, match="streams from disk") as raised:
-        resolve_config(**settings, eval_protocol="published")
-    assert raised.value.field == "eval_protocol"
-    # Views drawn on the device read the folder into memory: allowed there.
+    config = resolve_config(**settings, eval_protocol="published")
+    assert streams(config) and config.eval_protocol == "published"
     config = resolve_config(**settings, eval_protocol="published", augment_on="device")
     assert not streams(config)
