@@ -307,11 +307,15 @@ def _check_dataset(config):
             "cifar10; other names are TFDS datasets, which need `pip install "
             "tensorflow-datasets`)"
         ) from None
-    if config.dataset.split(":")[0].split("/")[0] not in tfds.list_builders():
+    if config.dataset.split(":")[0].split("/")[0] in tfds.list_builders():
+        return
+    try:  # a data set prepared in the TFDS data folder, not registered here
+        tfds.builder(config.dataset)
+    except tfds.core.registered.DatasetNotFoundError:
         raise config_lib.UsageError(
             f"unknown dataset: --dataset {config.dataset!r} is neither digits, "
             "cifar10 nor a TFDS dataset"
-        )
+        ) from None
 
 
 def _log_to(prog):

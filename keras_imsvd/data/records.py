@@ -8,7 +8,10 @@ and the keys of the image and the label, so that `StreamingViews` and
 files, without holding the set in memory.
 """
 
+import copy
 import os
+
+import numpy as np
 
 from keras_imsvd.data._lazy import tf
 
@@ -104,9 +107,50 @@ class TFRecordImages:
                 f"Received: num_examples={num_examples}"
             )
         self.num_examples = num_examples
+        self.limit = None
+
+    def first(self, count):
+        """The first `count` records, in the order of the files: a stream of
+        them reads no record after them.
+
+        Args:
+            count: int, `1 <= count <= len(self)`. Required.
+
+        Returns:
+            A `TFRecordImages` of `count` examples.
+        """
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise TypeError(f"count must be an int. Received: count={count!r}")
+        if not 1 <= count <= self.num_examples:
+            raise ValueError(
+                f"count must be in [1, {self.num_examples}]. Received: count={count}"
+            )
+        subset = copy.copy(self)
+        subset.num_examples = subset.limit = count
+        return subset
 
     def __len__(self):
         return self.num_examples
+
+    def read_labels(self):
+        """The labels of the records in the order of the files, read in one
+        pass that parses the labels alone (`-1`s without `label_key`).
+
+        Returns:
+            int32 NumPy array `(len(self),)`.
+        """
+        if self.label_key is None:
+            return np.full(self.num_examples, -1, "int32")
+        spec = {self.label_key: tf.io.FixedLenFeature([], tf.int64)}
+        serialized = self.records(self.files)
+        if self.limit is not None:
+            serialized = serialized.take(self.limit)
+        labels = serialized.map(
+            lambda record: tf.io.parse_single_example(record, spec)[self.label_key],
+            num_parallel_calls=tf.data.AUTOTUNE,
+        ).batch(65536)
+        parts = [batch.numpy() for batch in labels]
+        return (np.concatenate(parts) + self.label_offset).astype("int32")
 
     def __repr__(self):
         return (

@@ -99,7 +99,8 @@ class StreamingViews:
       `shard_index` takes every `num_shards`-th record file (every
       `num_shards`-th record when there are fewer files than shards), reads
       them interleaved, and shuffles the records in a buffer of
-      `shuffle_buffer` seeded by `(seed, e)`.
+      `shuffle_buffer` seeded by `seed` (so the order depends on `(seed, e)`
+      alone).
 
     Each image is decoded into two views (or one, with one view pipeline):
 
@@ -443,7 +444,14 @@ class _Records:
 
     def epoch(self, stream, epoch):
         files = tf.gather(tf.constant(self.files), self.order(stream, epoch))
-        if len(self.files) >= stream.num_shards:
+        if self.records.limit is not None:
+            # The first records of the files in their order, dealt out.
+            serialized = (
+                self.records.records(self.files)
+                .take(self.records.limit)
+                .shard(stream.num_shards, stream.shard_index)
+            )
+        elif len(self.files) >= stream.num_shards:
             serialized = self.records.records(
                 files[stream.shard_index :: stream.num_shards], parallel=True
             )
@@ -455,14 +463,16 @@ class _Records:
             self.records.parse, num_parallel_calls=tf.data.AUTOTUNE
         )
         if stream.shuffle:
-            seed = tf.cast(stream.seed, "int64") * 1_000_003 + epoch
-            elements = elements.shuffle(stream.shuffle_buffer, seed=seed)
+            # A fixed seed: each epoch's buffer draws the same way, from the
+            # files in the epoch's own order.
+            elements = elements.shuffle(stream.shuffle_buffer, seed=stream.seed)
         return elements
 
     def in_order(self):
-        return self.records.records(self.files, parallel=True).map(
-            self.records.parse, num_parallel_calls=tf.data.AUTOTUNE
-        )
+        serialized = self.records.records(self.files, parallel=True)
+        if self.records.limit is not None:
+            serialized = self.records.records(self.files).take(self.records.limit)
+        return serialized.map(self.records.parse, num_parallel_calls=tf.data.AUTOTUNE)
 
     def read(self, handle):
         return handle

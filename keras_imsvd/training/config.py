@@ -298,13 +298,12 @@ def validate(config):
 
 
 def streams(config):
-    """Whether a run streams its data: a folder trained with the ImageNet views
-    on the data side (device views take their batches from memory)."""
-    return (
-        bool(config.data_dir)
-        and config.views == "imagenet"
-        and config.augment_on != "device"
-    )
+    """Whether a run streams its data: a folder (of images or TFRecords) or a
+    TFDS data set other than the digits and CIFAR-10, trained with the
+    ImageNet views on the data side (device views take their batches from
+    memory)."""
+    from_disk = bool(config.data_dir) or config.dataset not in ("digits", "cifar10")
+    return from_disk and config.views == "imagenet" and config.augment_on != "device"
 
 
 def _check_validation_and_protocol(config):
