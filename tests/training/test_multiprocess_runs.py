@@ -190,3 +190,69 @@ def test_jax_four_devices_in_one_process_evaluating_every_epoch(tmp_path):
     with open(out / "history.csv") as f:
         knn = [float(row["val_knn_accuracy"]) for row in csv.DictReader(f)]
     assert len(knn) == 2 and all(0.5 < value <= 1 for value in knn)
+
+
+@pytest.mark.slow
+@_only_on("torch")
+def test_torchrun_streams_a_folder_with_unreadable_files_in_step(tmp_path):
+    """Each process reads its own share of a folder streamed from disk; the
+    unreadable files fall unevenly on the shares, and every process still
+    takes the same steps in each epoch."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in range(3):
+        folder = tmp_path / "images" / f"class_{label}"
+        folder.mkdir(parents=True)
+        for i in range(30):
+            image = rng.integers(0, 80, (28, 24, 3), dtype=np.uint8)
+            image[..., label] += 150
+            Image.fromarray(image).save(folder / f"{i}.jpg")
+        for i in range(4):
+            (folder / f"bad_{i}.jpg").write_bytes(b"not an image" * 5)
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            TRAIN,
+            *SHORT,
+            "--data-dir",
+            str(tmp_path / "images"),
+            "--arch",
+            "small_convnet",
+            "--mlp",
+            "32-32",
+            "--bin-size",
+            "16",
+            "--image-size",
+            "16",
+            "--batch-size",
+            "16",
+            "--validation-size",
+            "15",
+            "--epochs",
+            "2",
+            "--output-dir",
+            str(out),
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_env(KERAS_BACKEND="torch"),
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # 87 training files (12 unreadable among them), global batch 16.
+    assert "87 training and 15 held-out images" in result.stdout
+    assert "unreadable image(s)" in result.stdout
+    model = keras.models.load_model(out / "model.keras")
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2 * 5
+    fingerprints = re.findall(
+        r"process (\d) of 2 finished; weights fingerprint (\w+)", result.stdout
+    )
+    assert sorted(p for p, _ in fingerprints) == ["0", "1"], result.stdout[-3000:]
+    assert len({f for _, f in fingerprints}) == 1, fingerprints
