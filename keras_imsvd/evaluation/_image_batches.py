@@ -99,8 +99,8 @@ def file_training_batches(files, labels, batch_size, crop, seed):
     resolution. The last partial batch is dropped, as `training_batches` does.
 
     Args:
-        files: list of image file paths.
-        labels: int `(N,)` class ids.
+        files: list of image file paths, or a `TFRecordImages`.
+        labels: int `(N,)` class ids (records carry their own).
         batch_size: images per batch, `<= N`.
         crop: a `keras_imsvd.augment.RandomResizedCrop` (it also flips).
         seed: seed of the order of the files and of the crop windows.
@@ -114,7 +114,7 @@ def file_training_batches(files, labels, batch_size, crop, seed):
 
     stream = data.StreamingViews(
         files,
-        labels,
+        _own_labels(files, labels),
         views=(keras.layers.Pipeline([crop]),),
         image_size=crop.height,
         batch_size=batch_size,
@@ -136,7 +136,7 @@ def file_test_batches(files, labels, batch_size, image_size, resize_size):
     the centred square resized to `resize_size` (bicubic, antialiased), its
     centre `image_size` square, in order; the last batch padded to `batch_size`
     with copies of its last image labelled -1. Unreadable files are left out
-    with their labels.
+    with their labels. `files` may be a `TFRecordImages`.
 
     Returns:
         A `tf.data.Dataset` of `(float32 images in [0, 1], int32 labels)`.
@@ -147,7 +147,7 @@ def file_test_batches(files, labels, batch_size, image_size, resize_size):
 
     dataset = data.streaming_images(
         files,
-        labels,
+        _own_labels(files, labels),
         image_size=image_size,
         batch_size=batch_size,
         resize_size=resize_size,
@@ -163,3 +163,10 @@ def file_test_batches(files, labels, batch_size, image_size, resize_size):
         return x, y
 
     return dataset.map(pad)
+
+
+def _own_labels(files, labels):
+    """The labels to stream with `files`: `TFRecordImages` carry their own."""
+    from keras_imsvd import data
+
+    return None if isinstance(files, data.TFRecordImages) else labels

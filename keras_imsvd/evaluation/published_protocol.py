@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from keras_imsvd import augment
+from keras_imsvd.data.records import TFRecordImages
 from keras_imsvd.evaluation import _checks
 from keras_imsvd.evaluation import _image_batches
 
@@ -158,16 +159,22 @@ def _learning_rate(settings, epoch):
 
 
 def _is_files(images):
-    """Whether `images` is a sequence of file paths (its first element is)."""
-    return (
+    """Whether `images` are read from disk: a `TFRecordImages`, or a sequence
+    of file paths (its first element is one)."""
+    return isinstance(images, TFRecordImages) or (
         isinstance(images, (list, tuple))
         and len(images) > 0
         and isinstance(images[0], (str, os.PathLike))
     )
 
 
+def _from_disk(images):
+    return not isinstance(images, np.ndarray)
+
+
 def _check_data(name, data):
-    """`(images, labels)`: images an array, or a list of file paths (str)."""
+    """`(images, labels)`: images an array, a list of file paths (str) or a
+    `TFRecordImages`."""
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(
             f"{name} must be a pair (images, labels) or (files, labels). "
@@ -191,6 +198,12 @@ def _check_data(name, data):
 
 
 def _check_files(name, data):
+    if isinstance(data[0], TFRecordImages):
+        records, labels = data
+        labels = records.read_labels() if labels is None else labels
+        return records, _checks.check_labels(
+            f"{name} labels", labels, len(records), "records"
+        )
     files = []
     for file in data[0]:
         if not isinstance(file, (str, os.PathLike)):
@@ -203,13 +216,13 @@ def _check_files(name, data):
 
 
 def _channels(images):
-    return 3 if isinstance(images, list) else images.shape[-1]
+    return 3 if _from_disk(images) else images.shape[-1]
 
 
 def _training_batches(images, labels, batch_size, crop, seed):
     """A function from the epoch to its batches, and the `StreamingViews` of
     the files (`None` for arrays)."""
-    if isinstance(images, list):
+    if _from_disk(images):
         stream, batches = _image_batches.file_training_batches(
             images, labels, batch_size, crop, seed
         )
@@ -219,7 +232,7 @@ def _training_batches(images, labels, batch_size, crop, seed):
 
 
 def _test_batches(images, labels, settings):
-    if isinstance(images, list):
+    if _from_disk(images):
         build = _image_batches.file_test_batches
     else:
         build = _image_batches.test_batches
@@ -354,8 +367,8 @@ def linear_evaluation(
     resized to 8/7 of the crop size (bicubic) and centre-cropped. Memory stays
     at a batch of images and features; nothing is precomputed.
 
-    Images can also be given as files, as an ImageNet-size folder must be:
-    each epoch then reads every training file again
+    Images can also be given as files (or TFRecords), as an ImageNet-size
+    folder must be: each epoch then reads every training file again
     (`keras_imsvd.data.StreamingViews` with the crop as its one view, so only
     the crop window of a JPEG is decoded, at full resolution, as torchvision's
     `RandomResizedCrop` crops the full image), and the test files are read in
@@ -393,7 +406,10 @@ def linear_evaluation(
             `(N, H, W, C)` and integer labels `(N,)`; or `(files, labels)`: a
             list or tuple of `N` image file paths (str or `os.PathLike`; JPEG,
             PNG, GIF or BMP, decoded to RGB) and their integer labels `(N,)`,
-            read a batch at a time. Required.
+            read a batch at a time; or `(records, labels)`: a
+            `keras_imsvd.data.TFRecordImages` and `None` to read its labels
+            (one pass over the records) or the labels `records.read_labels()`
+            gives. Required.
         test_data: `(images, labels)` or `(files, labels)`, in the same
             forms. Required.
         protocol: `"cifar10"` or `"imagenet"`. Defaults to `"cifar10"`.
@@ -506,7 +522,7 @@ def linear_evaluation(
         "model": classifier,
         "skipped_files": {"train": skipped, "test": len(x_test) - tests[-1][2]},
     }
-    if verbose and (stream is not None or isinstance(x_test, list)):
+    if verbose and (stream is not None or _from_disk(x_test)):
         print(
             "Unreadable image files skipped: {train} training (most in one "
             "epoch), {test} test".format(**result["skipped_files"])

@@ -248,3 +248,65 @@ def test_unreadable_files_are_skipped_and_counted(tmp_path, capsys):
         )
     with pytest.raises(ValueError, match="train_data labels"):
         linear_evaluation(lambda x: x, (train[0], [0]), test, epochs=1, image_size=16)
+
+
+def _records(path, files, labels):
+    """The JPEG bytes of `files` as `tf.train.Example`s, under the keys of
+    the ImageNet TFRecords."""
+    import tensorflow as tf
+
+    from keras_imsvd.data import TFRecordImages
+
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for file, label in zip(files, labels):
+            with open(file, "rb") as f:
+                encoded = f.read()
+            feature = {
+                "image/encoded": tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[encoded])
+                ),
+                "image/class/label": tf.train.Feature(
+                    int64_list=tf.train.Int64List(value=[int(label)])
+                ),
+            }
+            example = tf.train.Example(features=tf.train.Features(feature=feature))
+            writer.write(example.SerializeToString())
+    return TFRecordImages(str(path))
+
+
+def test_tfrecords_are_read_as_the_files_they_hold(tmp_path):
+    train = _colour_files(tmp_path, "train", 4, seed=4)
+    test = _colour_files(tmp_path, "test", 2, seed=5)
+    train_records = _records(tmp_path / "train.tfrecord", *train)
+    test_records = _records(tmp_path / "test.tfrecord", *test)
+    # The same bytes: the test batches agree bit for bit.
+    from_records, from_files = (
+        list(_image_batches.file_test_batches(x, y, 5, 16, 18).as_numpy_iterator())
+        for x, y in ((test_records, None), test)
+    )
+    assert len(from_records) == len(from_files) == 2
+    for (x1, y1), (x2, y2) in zip(from_records, from_files):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    encoder = _encoder()
+    before = [w.copy() for w in encoder.get_weights()]
+    result = linear_evaluation(
+        encoder,
+        (train_records, None),  # labels read from the records
+        (test_records, test[1]),
+        protocol="cifar10",
+        epochs=2,
+        batch_size=8,
+        image_size=16,
+    )
+    for old, new in zip(before, encoder.get_weights()):
+        np.testing.assert_array_equal(old, new)
+    assert result["skipped_files"] == {"train": 0, "test": 0}
+    features = _feature_function(encoder)
+    batches = _image_batches.file_test_batches(*test, 8, 16, 18)
+    top1, _, total = _test_accuracy(result["model"], features, batches, 4)
+    assert total == 8 and top1 == result["top1"]
+    with pytest.raises(ValueError, match="train_data labels"):
+        linear_evaluation(
+            encoder, (train_records, train[1][:3]), test, epochs=1, image_size=16
+        )
