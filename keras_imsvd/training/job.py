@@ -404,12 +404,12 @@ class Job:
 
     def evaluate_streamed(self, encoders, data, few, verbose):
         """kNN and linear probes on features streamed from the files into
-        arrays or memmaps; the raw pixels of a streamed folder are not held.
+        arrays or memmaps; the raw pixels of data streamed from disk are not held.
         With the published protocol, the kNN and, for the learned encoder, the
         published linear evaluation reading the files again each epoch."""
         config, results = self.config, {}
         published = config.eval_protocol == "published"
-        self.log("note: raw pixels are not evaluated on a streamed folder")
+        self.log("note: raw pixels are not evaluated on data streamed from disk")
         for index, (name, encoder) in enumerate(encoders.items(), start=1):
             linear = published and index == 1
             what = f", published {published_protocol(config)} linear evaluation"

@@ -156,3 +156,29 @@ def test_train_py_streams_a_tfds_data_set(tmp_path):
     assert set(metrics["results"]) == {"IMSVD (learned)", "random init"}
     for row in metrics["results"].values():
         assert 0.0 <= row["knn"] <= 1.0
+
+
+@pytest.mark.slow
+def test_train_py_streams_a_tfrecord_root_with_the_published_evaluation(
+    record_root, tmp_path
+):
+    out = tmp_path / "run"
+    args = [
+        "--data-dir", str(record_root), "--arch", "small_convnet", "--mlp", "32-32",
+        "--bin-size", "16", "--image-size", "16", "--batch-size", "16",
+        "--epochs", "1", "--eval-protocol", "published", "--eval-epochs", "1",
+        "--output-dir", str(out),
+    ]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "train.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "60 training and 21 held-out images" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["evaluation"]["protocol"] == "published"
+    learned = metrics["results"]["IMSVD (learned)"]
+    assert 0.0 <= learned["knn"] <= 1.0
+    assert 0.0 <= learned["linear_top1"] <= 1.0

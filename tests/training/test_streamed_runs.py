@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -55,7 +56,10 @@ def _all_files(root):
 @pytest.mark.slow
 def test_a_streamed_run_trains_and_evaluates(tmp_path):
     _folder(tmp_path / "images", 24)
-    (tmp_path / "images" / "class_0" / "bad.jpg").write_bytes(b"not an image")
+    for label in range(3):  # unreadable files among the training files
+        (tmp_path / "images" / f"class_{label}" / "bad.jpg").write_bytes(
+            b"not an image"
+        )
     out = tmp_path / "run"
     args = [
         "--data-dir", str(tmp_path / "images"), "--arch", "small_convnet",
@@ -70,7 +74,8 @@ def test_a_streamed_run_trains_and_evaluates(tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "unreadable image file(s)" in result.stdout
+    skipped = re.findall(r"epoch (\d): skipped (\d+) unreadable image", result.stdout)
+    assert skipped and all(int(count) >= 1 for _, count in skipped), result.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_trained"] == 2
     assert set(metrics["results"]) == {"IMSVD (learned)", "random init"}
