@@ -65,14 +65,16 @@ def build_parser(prog=None):
         "--dataset",
         default=None,
         help="digits (bundled, the default), cifar10 (../shared tarball, else "
-        "TFDS), or any TFDS image dataset name",
+        "TFDS), or any TFDS image dataset name (streamed from its TFRecords "
+        "with the imagenet views, evaluated on its validation or test split)",
     )
     data.add_argument(
         "--data-dir",
         default=None,
-        help="image folder with one sub-folder per class, or a root holding "
-        "train/ and val/ or test/ (overrides --dataset; with --dataset cifar10 "
-        "the CIFAR-10 recipe applies)",
+        help="image folder with one sub-folder per class, a root holding "
+        "train/ and val/ or test/, or a root of train-* and validation-* "
+        "TFRecord files (overrides --dataset; with --dataset cifar10 the "
+        "CIFAR-10 recipe applies)",
     )
     data.add_argument("--image-size", type=int, help=recipe("image_size", "view size"))
     data.add_argument(
