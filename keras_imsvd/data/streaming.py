@@ -107,10 +107,10 @@ class StreamingViews:
     - the crop window of each view is drawn as the view's `RandomResizedCrop`
       draws it (torchvision's 10 tries, then the centred fallback), from the
       image's full size and uniforms seeded by `(seed, e, position)`;
-    - JPEGs decode only that window (`tf.io.decode_and_crop_jpeg`); PNG, GIF
-      and BMP decode whole, then crop. The crop is resized to `image_size`
-      (bilinear, antialiased), flipped with the crop layer's draw, rounded to
-      uint8;
+    - JPEGs decode only the smallest box that holds the windows of all views,
+      once (`tf.io.decode_and_crop_jpeg`); PNG, GIF and BMP decode whole. Each
+      view's window is cropped from it, resized to `image_size` (bilinear,
+      antialiased), flipped with the crop layer's draw, and rounded to uint8;
     - batches of `batch_size` (within an epoch) go through the other layers of
       each view, and come out as float32 in [0, 1].
 
@@ -340,21 +340,38 @@ class StreamingViews:
             [len(self._crops), max(crop.num_draws for crop in self._crops)], seed=seed
         )
 
+        def views_of(height, width, decode_window):
+            # One decode per image, of the smallest box holding every window.
+            windows, flips = zip(
+                *(
+                    self._window(draws[i], height, width, crop)
+                    for i, crop in enumerate(self._crops)
+                )
+            )
+            stacked = tf.stack(windows)
+            start = tf.reduce_min(stacked[:, :2], axis=0)
+            end = tf.reduce_max(stacked[:, :2] + stacked[:, 2:], axis=0)
+            image = decode_window(tf.concat([start, end - start], 0))
+            return tuple(
+                self._finish(
+                    image[
+                        window[0] - start[0] : window[0] - start[0] + window[2],
+                        window[1] - start[1] : window[1] - start[1] + window[3],
+                    ],
+                    flip,
+                )
+                for window, flip in zip(windows, flips)
+            )
+
         def from_jpeg():
             shape = tf.image.extract_jpeg_shape(contents)
-            return tuple(
-                self._view(draws[i], shape[0], shape[1], crop, _jpeg_window(contents))
-                for i, crop in enumerate(self._crops)
-            )
+            return views_of(shape[0], shape[1], _jpeg_window(contents))
 
         def from_other():
             image = tf.io.decode_image(contents, channels=3, expand_animations=False)
             image.set_shape([None, None, 3])
             height, width = tf.shape(image)[0], tf.shape(image)[1]
-            return tuple(
-                self._view(draws[i], height, width, crop, _image_window(image))
-                for i, crop in enumerate(self._crops)
-            )
+            return views_of(height, width, _image_window(image))
 
         views = tf.cond(
             known,
@@ -363,16 +380,27 @@ class StreamingViews:
         )
         return tuple(views), known
 
-    def _view(self, draws, height, width, crop, decode_window):
+    def _window(self, draws, height, width, crop):
+        """tf: the int32 window `(top, left, height, width)` and flip of one
+        view, drawn as `crop` draws them."""
         with ops_backend(crop, "tensorflow"):
             boxes, flip = crop.crop_windows(
                 draws[None, : crop.num_draws], height, width
             )
-        window = tf.cast(boxes[0], "int32")  # (top, left, height, width)
-        image = decode_window(window)
-        image = tf.image.resize(image, [self.image_size] * 2, antialias=True)
+        return tf.cast(boxes[0], "int32"), None if flip is None else flip[0]
+
+    def _finish(self, image, flip):
+        """tf: a crop resized to `image_size` (bilinear, antialiased where it
+        shrinks: upscaled, both resizes agree), flipped, rounded to uint8."""
+        size = [self.image_size] * 2
+        shape = tf.shape(image)
+        image = tf.cond(
+            tf.reduce_all(shape[:2] <= self.image_size),
+            lambda: tf.image.resize(image, size),
+            lambda: tf.image.resize(image, size, antialias=True),
+        )
         if flip is not None:
-            image = tf.cond(flip[0], lambda: tf.reverse(image, [1]), lambda: image)
+            image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
         return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), "uint8")
 
     def _batch_views(self, views, labels):

@@ -232,3 +232,40 @@ def test_invalid_arguments_are_named(kwargs, match):
     arguments = {"files": ["a.jpg"], **kwargs}
     with pytest.raises(ValueError, match=match):
         StreamingViews(**arguments)
+
+
+def test_a_jpeg_is_decoded_once_for_both_views(tmp_path):
+    # Full-area crops with out-of-range ratios fall back to centred windows,
+    # (24, 0, 32, 64) and (27, 0, 26, 64) of an 80 x 64 image: one decode of
+    # the box holding both, each view cropped from it at its own offset.
+    import keras
+
+    image = _photo(80, 64)
+    Image.fromarray(image).save(tmp_path / "x.jpg", quality=95)
+    layers = [
+        RandomResizedCrop(16, 16, scale=(1.0, 1.0), ratio=ratio, horizontal_flip=False)
+        for ratio in ((2.0, 3.0), (2.5, 3.0))
+    ]
+    views = tuple(keras.layers.Pipeline([layer]) for layer in layers)
+    stream = StreamingViews(
+        [str(tmp_path / "x.jpg")], views=views, image_size=16, batch_size=1
+    )
+    first, second, _ = next(iter(stream.images(0)))
+    decoded = tf.io.decode_jpeg(tf.io.read_file(str(tmp_path / "x.jpg")), 3)
+    for view, (top, height) in zip((first, second), ((24, 32), (27, 26))):
+        window = tf.cast(decoded[top : top + height], "float32")
+        expected = tf.image.resize(window, (16, 16), antialias=True).numpy()
+        difference = np.abs(view.numpy() - np.round(expected))
+        # Partial and whole decodes differ by a level or two at the edges.
+        assert difference.max() <= 3 and difference.mean() < 0.5
+
+
+def test_crops_smaller_than_the_view_skip_the_antialiasing_filter(tmp_path):
+    # Upscaling, the antialiased resize and the plain one agree; the stream
+    # takes the plain one there, and the antialiased one when shrinking.
+    image = tf.constant(_photo(40, 50).astype("float32"))
+    for size in (64, 24):
+        stream = StreamingViews(["a.png"], image_size=size, batch_size=1)
+        view = stream._finish(image, None).numpy()
+        expected = tf.image.resize(image, (size, size), antialias=True).numpy()
+        assert np.abs(view - np.clip(np.round(expected), 0, 255)).max() <= 1
