@@ -7,6 +7,8 @@ then turns files into batches of the two ImageNet views at 224 px:
 
 - ours: `keras_imsvd.data.StreamingViews` (decode only the crop window, resize,
   then the batch layers), its process pinned to `workers` cores;
+- ours from TFRecords (first folder only): the same JPEG bytes written into
+  16 TFRecord files, streamed through `keras_imsvd.data.TFRecordImages`;
 - the baseline: a `torch.utils.data.DataLoader` with `num_workers=workers`
   over a dataset that opens each file with PIL, converts it to RGB and applies
   the published torchvision transforms (`pil_views.imagenet_pair`), then
@@ -94,6 +96,44 @@ def _ours(folder, workers, images, batch_size):
     stream = data.StreamingViews(files, labels, batch_size=batch_size, seed=0)
     iterator = iter(stream.dataset())
     next(iterator)  # tracing and the first batch are not timed
+    return _timed(iterator, images, batch_size)
+
+
+def write_records(folder, root, shards=16):
+    """Writes the JPEGs of `folder` unchanged into `shards` TFRecord files
+    `root/train-*` (the keys of TensorFlow's ImageNet scripts)."""
+    import tensorflow as tf
+
+    from keras_imsvd import data
+
+    files, labels, _ = data.list_image_files(folder)
+    os.makedirs(root, exist_ok=True)
+    order = np.random.default_rng(0).permutation(len(files))
+    for shard in range(shards):
+        path = os.path.join(root, f"train-{shard:05d}-of-{shards:05d}")
+        with tf.io.TFRecordWriter(path) as writer:
+            for index in order[shard::shards]:
+                with open(files[index], "rb") as f:
+                    encoded = f.read()
+                feature = {
+                    "image/encoded": tf.train.Feature(
+                        bytes_list=tf.train.BytesList(value=[encoded])
+                    ),
+                    "image/class/label": tf.train.Feature(
+                        int64_list=tf.train.Int64List(value=[int(labels[index])])
+                    ),
+                }
+                example = tf.train.Example(features=tf.train.Features(feature=feature))
+                writer.write(example.SerializeToString())
+
+
+def _ours_tfrecords(root, workers, images, batch_size):
+    from keras_imsvd import data
+
+    records = data.TFRecordImages(os.path.join(root, "train-*"))
+    stream = data.StreamingViews(records, batch_size=batch_size, seed=0)
+    iterator = iter(stream.dataset())
+    next(iterator)
     return _timed(iterator, images, batch_size)
 
 
@@ -196,7 +236,11 @@ def child(argv):
     if kind == "crop_decode":
         print(json.dumps(_crop_decode(folder, images)))
         return
-    function = _ours if kind == "ours" else _baseline
+    function = {
+        "ours": _ours,
+        "ours_tfrecords": _ours_tfrecords,
+        "pil_dataloader": _baseline,
+    }[kind]
     count, seconds, cpu = function(folder, workers, images, batch_size)
     print(json.dumps({"images": count, "seconds": seconds, "loop_cpu_seconds": cpu}))
 
@@ -251,12 +295,16 @@ def run(args):
                 for f in names
             )
             entry["folder_mb"] = round(total / 2**20)
+            records = os.path.join(root, f"records_{count}")
+            if count == args.jpeg_files[0]:
+                write_records(folder, records)
             for workers in args.jpeg_workers:
-                for kind in ("ours", "pil_dataloader"):
-                    if kind == "pil_dataloader" and count != args.jpeg_files[0]:
-                        continue  # the baseline once, on the first folder
+                for kind in ("ours", "ours_tfrecords", "pil_dataloader"):
+                    if kind != "ours" and count != args.jpeg_files[0]:
+                        continue  # the others once, on the first folder
+                    source = records if kind == "ours_tfrecords" else folder
                     result = _measure(
-                        kind, folder, workers, args.jpeg_images, args.jpeg_batch
+                        kind, source, workers, args.jpeg_images, args.jpeg_batch
                     )
                     result["per_cpu_second"] = result["images"] / max(
                         result["loop_cpu_seconds"], 1e-9
@@ -268,6 +316,7 @@ def run(args):
                 print(f"crop decode: {entry['crop_decode']}")
             report[str(count)] = entry
             shutil.rmtree(folder)
+            shutil.rmtree(records, ignore_errors=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return report
