@@ -255,3 +255,10 @@ def tfds_records(name: str, split: str = "train", data_dir=None, download=True):
         label_key="label" if "label" in features else None,
         num_examples=int(split_info.num_examples),
     )
+
+
+def labels_to_stream(files, labels):
+    """The labels to pass with `files` to `StreamingViews` or
+    `streaming_images`: `labels`, or `None` for a `TFRecordImages`, whose
+    records carry their own."""
+    return None if isinstance(files, TFRecordImages) else labels

@@ -111,10 +111,11 @@ def file_training_batches(files, labels, batch_size, crop, seed):
         the epoch to a `tf.data.Dataset` of `(float32 images, int32 labels)`.
     """
     from keras_imsvd import data
+    from keras_imsvd.data.records import labels_to_stream
 
     stream = data.StreamingViews(
         files,
-        _own_labels(files, labels),
+        labels_to_stream(files, labels),
         views=(keras.layers.Pipeline([crop]),),
         image_size=crop.height,
         batch_size=batch_size,
@@ -144,10 +145,11 @@ def file_test_batches(files, labels, batch_size, image_size, resize_size):
     import tensorflow as tf
 
     from keras_imsvd import data
+    from keras_imsvd.data.records import labels_to_stream
 
     dataset = data.streaming_images(
         files,
-        _own_labels(files, labels),
+        labels_to_stream(files, labels),
         image_size=image_size,
         batch_size=batch_size,
         resize_size=resize_size,
@@ -163,10 +165,3 @@ def file_test_batches(files, labels, batch_size, image_size, resize_size):
         return x, y
 
     return dataset.map(pad)
-
-
-def _own_labels(files, labels):
-    """The labels to stream with `files`: `TFRecordImages` carry their own."""
-    from keras_imsvd import data
-
-    return None if isinstance(files, data.TFRecordImages) else labels

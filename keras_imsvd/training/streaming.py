@@ -15,6 +15,7 @@ import numpy as np
 
 from keras_imsvd import data as data_lib
 from keras_imsvd import evaluation
+from keras_imsvd.data.records import labels_to_stream
 from keras_imsvd.training.config import UsageError
 from keras_imsvd.training.data import _check_same_classes
 from keras_imsvd.training.data import dataset_root_split
@@ -177,16 +178,11 @@ def dataset_record_split(data_dir):
     )
 
 
-def _labels_for(files, labels):
-    """The labels to stream with `files`: records carry their own."""
-    return None if isinstance(files, data_lib.TFRecordImages) else labels
-
-
 def training_stream(config, data, views, num_shards=1, shard_index=0):
     """The `StreamingViews` of the training files."""
     return data_lib.StreamingViews(
         data.x_train.files,
-        _labels_for(data.x_train.files, data.y_train),
+        labels_to_stream(data.x_train.files, data.y_train),
         views=views,
         image_size=config.image_size,
         batch_size=config.batch_size // num_shards,
@@ -224,7 +220,7 @@ def features(config, encoder, files, labels, verbose=0):
     """Features of `files` computed batch by batch (an array, or a memmap in a
     temporary file beyond 1 GiB), and the labels of the images read."""
     stream = data_lib.streaming_images(
-        files, _labels_for(files, labels), config.image_size
+        files, labels_to_stream(files, labels), config.image_size
     )
     return evaluation.extract_features_to_file(
         encoder, stream, len(files), verbose=verbose
