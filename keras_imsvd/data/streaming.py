@@ -221,8 +221,21 @@ class StreamingViews:
 
     @property
     def skipped(self):
-        """Images skipped so far as unreadable (counted as they are read)."""
-        return 0 if self._skipped is None else int(self._skipped.numpy())
+        """Images skipped so far as unreadable, over all epochs read (an
+        epoch read twice, by two iterators, counts once)."""
+        return sum(self.skipped_by_epoch().values())
+
+    def skipped_by_epoch(self):
+        """`{epoch: images skipped as unreadable}` of the epochs read so far
+        (those that skipped some)."""
+        if self._skipped is None:
+            return {}
+        epochs, counts = self._skipped.export()
+        return {
+            int(epoch): int(count)
+            for epoch, count in zip(epochs.numpy(), counts.numpy())
+            if count
+        }
 
     def order(self, epoch):
         """Indices into `files` that this shard reads in `epoch`, in order
@@ -271,7 +284,9 @@ class StreamingViews:
     def _counter(self):
         if self._skipped is None:
             with tf.init_scope():
-                self._skipped = tf.Variable(0, dtype="int64", trainable=False)
+                self._skipped = tf.lookup.experimental.MutableHashTable(
+                    tf.int64, tf.int64, default_value=0
+                )
 
     def _epoch_images(self, epoch):
         """tf: exactly `steps_per_epoch * batch_size` images of `epoch` (while
@@ -316,13 +331,18 @@ class StreamingViews:
         elements = elements.ignore_errors(log_warning=True)
         counted = tf.cast(tf.equal(index, 0), "int64")
 
-        def count(last, element):
+        def count(state, element):
+            # The epoch's count is the most that one reading of it has met.
+            last, gaps = state
             views, label, _, is_end, place = element
-            added = self._skipped.assign_add((place - last - 1) * counted)
-            with tf.control_dependencies([added]):
-                return tf.identity(place), (views, label, is_end)
+            gaps = gaps + (place - last - 1) * counted
+            known = self._skipped.lookup(epoch)
+            stored = self._skipped.insert(epoch, tf.maximum(known, gaps))
+            with tf.control_dependencies([stored]):
+                return (tf.identity(place), gaps), (views, label, is_end)
 
-        elements = elements.scan(tf.constant(-1, "int64"), count)
+        start = (tf.constant(-1, "int64"), tf.constant(0, "int64"))
+        elements = elements.scan(start, count)
         elements = elements.filter(lambda views, label, is_end: tf.logical_not(is_end))
         return elements.map(lambda views, label, is_end: (views, label))
 
@@ -649,8 +669,9 @@ class SkippedFilesLogger(keras.callbacks.Callback):
     """Logs, at the end of each epoch that skipped some, the unreadable
     images `stream` skipped in it.
 
-    An image counts when it is read; images read ahead for the next epoch
-    count in the next line.
+    Each epoch's count is kept apart (`StreamingViews.skipped_by_epoch`), so
+    images read ahead for the next epoch count in the next line, and an epoch
+    read again by a second iterator counts once.
 
     Args:
         stream: a `StreamingViews`. Required.
@@ -667,16 +688,15 @@ class SkippedFilesLogger(keras.callbacks.Callback):
         super().__init__()
         self.stream = stream
         self.log = log
-        self._reported = 0
 
     def on_epoch_end(self, epoch, logs=None):
-        total = self.stream.skipped
-        if total > self._reported:
+        counts = self.stream.skipped_by_epoch()
+        if counts.get(epoch):
+            total = sum(n for e, n in counts.items() if e <= epoch)
             self.log(
-                f"epoch {epoch + 1}: skipped {total - self._reported} unreadable "
+                f"epoch {epoch + 1}: skipped {counts[epoch]} unreadable "
                 f"image(s) ({total} in all)"
             )
-        self._reported = total
 
 
 def _crop_layer(view):
