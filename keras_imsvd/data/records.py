@@ -142,13 +142,14 @@ class TFRecordImages:
         if self.label_key is None:
             return np.full(self.num_examples, -1, "int32")
         spec = {self.label_key: tf.io.FixedLenFeature([], tf.int64)}
-        serialized = self.records(self.files)
-        if self.limit is not None:
-            serialized = serialized.take(self.limit)
-        labels = serialized.map(
-            lambda record: tf.io.parse_single_example(record, spec)[self.label_key],
-            num_parallel_calls=tf.data.AUTOTUNE,
-        ).batch(65536)
+        labels = (
+            self.serialized()
+            .map(
+                lambda record: tf.io.parse_single_example(record, spec)[self.label_key],
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+            .batch(65536)
+        )
         parts = [batch.numpy() for batch in labels]
         return (np.concatenate(parts) + self.label_offset).astype("int32")
 
@@ -157,6 +158,14 @@ class TFRecordImages:
             f"TFRecordImages({len(self.files)} files, {self.num_examples} "
             f"examples, image_key={self.image_key!r}, label_key={self.label_key!r})"
         )
+
+    def serialized(self, parallel=False):
+        """tf: the serialized records this source holds: every record of its
+        files, or after `first(n)`, the first `n` in the order of the files
+        (then read one file at a time, whatever `parallel`)."""
+        if self.limit is not None:
+            return self.records(self.files).take(self.limit)
+        return self.records(self.files, parallel=parallel)
 
     def records(self, files, parallel=False):
         """tf: the serialized records of `files` (a list or a string tensor);

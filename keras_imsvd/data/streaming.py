@@ -353,9 +353,7 @@ class StreamingViews:
     def _decode_views(self, contents, seed):
         """tf: the uint8 views of encoded image bytes, and whether they were
         of a known format."""
-        head = [tf.strings.substr(contents, 0, len(s)) for s in _SIGNATURES]
-        is_jpeg = tf.equal(head[0], _JPEG)
-        known = tf.reduce_any([tf.equal(h, s) for h, s in zip(head, _SIGNATURES)])
+        is_jpeg, known = _format(contents)
         draws = tf.random.stateless_uniform(
             [len(self._crops), max(crop.num_draws for crop in self._crops)], seed=seed
         )
@@ -494,10 +492,8 @@ class _Records:
         files = tf.gather(tf.constant(self.files), self.order(stream, epoch))
         if self.records.limit is not None:
             # The first records of the files in their order, dealt out.
-            serialized = (
-                self.records.records(self.files)
-                .take(self.records.limit)
-                .shard(stream.num_shards, stream.shard_index)
+            serialized = self.records.serialized().shard(
+                stream.num_shards, stream.shard_index
             )
         elif len(self.files) >= stream.num_shards:
             serialized = self.records.records(
@@ -517,10 +513,9 @@ class _Records:
         return elements
 
     def in_order(self):
-        serialized = self.records.records(self.files, parallel=True)
-        if self.records.limit is not None:
-            serialized = self.records.records(self.files).take(self.records.limit)
-        return serialized.map(self.records.parse, num_parallel_calls=tf.data.AUTOTUNE)
+        return self.records.serialized(parallel=True).map(
+            self.records.parse, num_parallel_calls=tf.data.AUTOTUNE
+        )
 
     def read(self, handle):
         return handle
@@ -551,6 +546,14 @@ def _shuffled(count, stream, epoch):
         [count], seed=tf.stack([tf.cast(stream.seed, "int64"), epoch])
     )
     return tf.argsort(noise, stable=True)
+
+
+def _format(contents):
+    """tf: whether encoded bytes are a JPEG, and whether they are of a known
+    format (JPEG, PNG, GIF or BMP), from their first bytes."""
+    head = [tf.strings.substr(contents, 0, len(s)) for s in _SIGNATURES]
+    known = tf.reduce_any([tf.equal(h, s) for h, s in zip(head, _SIGNATURES)])
+    return tf.equal(head[0], _JPEG), known
 
 
 def _jpeg_window(contents):
@@ -639,12 +642,11 @@ def streaming_images(
 
     def decode(handle, label):
         contents = source.read(handle)
-        head = [tf.strings.substr(contents, 0, len(s)) for s in _SIGNATURES]
-        known = tf.reduce_any([tf.equal(h, s) for h, s in zip(head, _SIGNATURES)])
+        is_jpeg, known = _format(contents)
 
         def image():
             decoded = tf.cond(
-                tf.equal(head[0], _JPEG),
+                is_jpeg,
                 lambda: tf.io.decode_jpeg(
                     contents, 3, try_recover_truncated=True, acceptable_fraction=0.0
                 ),
