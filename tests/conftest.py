@@ -1,6 +1,8 @@
 """Shared fixtures. The backend is chosen by KERAS_BACKEND before keras loads."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -13,6 +15,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def shared_dir():
     """The `shared/` folder beside the repository (KERAS_IMSVD_SHARED overrides)."""
     return Path(os.environ.get("KERAS_IMSVD_SHARED", REPO_ROOT.parent / "shared"))
+
+
+def run_train_py(args, timeout=600, **env):
+    """Runs train.py with `args` in a process of its own, with `env` added to
+    the environment; returns the `subprocess.CompletedProcess` (text)."""
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "train.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **env},
+    )
 
 
 def pytest_report_header(config):

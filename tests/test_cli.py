@@ -14,6 +14,7 @@ import pytest
 
 from keras_imsvd import cli
 from tests.conftest import REPO_ROOT
+from tests.conftest import run_train_py
 
 TINY = [
     "--epochs",
@@ -34,13 +35,7 @@ TINY = [
 
 
 def _train(args, timeout=400):
-    return subprocess.run(
-        [sys.executable, str(REPO_ROOT / "train.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ},
-    )
+    return run_train_py(args, timeout)
 
 
 def _epochs(history_csv):

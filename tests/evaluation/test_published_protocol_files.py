@@ -2,7 +2,6 @@
 transform of the array path, RandomResizedCrop training crops, a frozen
 encoder, and unreadable files."""
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,6 +11,7 @@ from keras_imsvd.evaluation import linear_evaluation
 from keras_imsvd.evaluation import protocol_settings
 from keras_imsvd.evaluation.published_protocol import _feature_function
 from keras_imsvd.evaluation.published_protocol import _test_accuracy
+from tests.evaluation.test_published_protocol import _encoder
 
 
 def _save(path, image):
@@ -162,19 +162,6 @@ def _colour_files(tmp_path, name, per_class, seed):
             files.append(_save(tmp_path / name / f"{label}_{index}.jpg", image))
             labels.append(label)
     return files, np.array(labels)
-
-
-def _encoder(size=16):
-    """Mean colour after a BatchNormalization with non-default statistics."""
-    inputs = keras.Input((size, size, 3))
-    x = keras.layers.BatchNormalization()(inputs)
-    outputs = keras.layers.GlobalAveragePooling2D()(x)
-    encoder = keras.Model(inputs, outputs)
-    gamma, beta, _, _ = encoder.layers[1].get_weights()
-    encoder.layers[1].set_weights(
-        [gamma * 2.0, beta + 0.1, np.full(3, 0.3, "float32"), np.full(3, 0.1)]
-    )
-    return encoder
 
 
 def test_files_train_a_classifier_on_a_frozen_encoder(tmp_path):

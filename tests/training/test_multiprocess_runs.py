@@ -73,12 +73,20 @@ def _check_run(out, epochs, logs):
     rows = re.findall(r"^IMSVD \(learned\) +\d", text, flags=re.MULTILINE)
     assert len(rows) == 1, text[-3000:]
     assert "ran out of data" not in text
-    fingerprints = re.findall(
-        r"process (\d) of 2 finished; weights fingerprint (\w+)", text
-    )
-    if fingerprints:
-        assert sorted(p for p, _ in fingerprints) == ["0", "1"], fingerprints
-        assert len({f for _, f in fingerprints}) == 1, fingerprints
+    if _fingerprints(text):
+        _check_same_weights(text)
+
+
+def _fingerprints(text):
+    """`(process, weights fingerprint)` pairs that the processes logged."""
+    return re.findall(r"process (\d) of 2 finished; weights fingerprint (\w+)", text)
+
+
+def _check_same_weights(text):
+    """Both processes finished, with the same weights."""
+    fingerprints = _fingerprints(text)
+    assert sorted(p for p, _ in fingerprints) == ["0", "1"], text[-3000:]
+    assert len({f for _, f in fingerprints}) == 1, fingerprints
 
 
 @pytest.mark.slow
@@ -251,8 +259,4 @@ def test_torchrun_streams_a_folder_with_unreadable_files_in_step(tmp_path):
     assert "unreadable image(s)" in result.stdout
     model = keras.models.load_model(out / "model.keras")
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2 * 5
-    fingerprints = re.findall(
-        r"process (\d) of 2 finished; weights fingerprint (\w+)", result.stdout
-    )
-    assert sorted(p for p, _ in fingerprints) == ["0", "1"], result.stdout[-3000:]
-    assert len({f for _, f in fingerprints}) == 1, fingerprints
+    _check_same_weights(result.stdout)

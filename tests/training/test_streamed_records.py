@@ -18,8 +18,7 @@ from keras_imsvd.training.config import streams
 from keras_imsvd.training.streaming import load_streamed
 from keras_imsvd.training.streaming import monitor_images
 from keras_imsvd.training.streaming import training_stream
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+from tests.conftest import run_train_py
 
 
 def _encoded(index):
@@ -142,13 +141,7 @@ def test_train_py_streams_a_tfds_data_set(tmp_path):
         "--epochs", "2", "--probe-epochs", "2", "--eval-every", "1",
         "--output-dir", str(out),
     ]  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO_ROOT, "train.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "TFDS_DATA_DIR": str(tmp_path / "tfds")},
-    )
+    result = run_train_py(args, TFDS_DATA_DIR=str(tmp_path / "tfds"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "48 training and 21 held-out images" in result.stdout
     metrics = json.loads((out / "metrics.json").read_text())
@@ -169,12 +162,7 @@ def test_train_py_streams_a_tfrecord_root_with_the_published_evaluation(
         "--epochs", "1", "--eval-protocol", "published", "--eval-epochs", "1",
         "--output-dir", str(out),
     ]  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO_ROOT, "train.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_train_py(args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "60 training and 21 held-out images" in result.stdout
     metrics = json.loads((out / "metrics.json").read_text())

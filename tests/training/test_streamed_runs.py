@@ -1,10 +1,7 @@
 """train.py --data-dir with the ImageNet views streams the folder from disk."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,8 +11,7 @@ from keras_imsvd.training.config import resolve_config
 from keras_imsvd.training.config import streams
 from keras_imsvd.training.streaming import load_streamed
 from keras_imsvd.training.streaming import training_stream
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+from tests.conftest import run_train_py
 
 
 def _folder(root, per_class, size=(24, 20)):
@@ -67,12 +63,7 @@ def test_a_streamed_run_trains_and_evaluates(tmp_path):
         "--batch-size", "16", "--validation-size", "15", "--epochs", "2",
         "--probe-epochs", "2", "--eval-every", "1", "--output-dir", str(out),
     ]  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO_ROOT, "train.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_train_py(args)
     assert result.returncode == 0, result.stderr[-3000:]
     skipped = re.findall(r"epoch (\d): skipped (\d+) unreadable image", result.stdout)
     assert skipped and all(int(count) >= 1 for _, count in skipped), result.stdout
